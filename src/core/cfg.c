@@ -387,8 +387,8 @@ int es_cfg_apply(const struct es_cfg_ctx *ctx, const struct es_cfg_schema *schem
                              "variable and name it with '%s'",
                              k->str, g->name);
             } else if (near) {
-                es_cfg_error(ctx, k, "%s: unknown key '%s' (did you mean '%s'?)", schema->name,
-                             k->str, near);
+                es_cfg_error(ctx, k, "%s: unknown key '%s' (did you mean '%s'?)",
+                             ctx->label ? ctx->label : schema->name, k->str, near);
             } else {
                 char known[512];
                 size_t off = 0;
@@ -398,8 +398,8 @@ int es_cfg_apply(const struct es_cfg_ctx *ctx, const struct es_cfg_schema *schem
                     off += (size_t)snprintf(known + off, sizeof known - off, "%s%s",
                                             h == schema->fields ? "" : ", ", h->name);
                 }
-                es_cfg_error(ctx, k, "%s: unknown key '%s' (known keys: %s)", schema->name, k->str,
-                             known);
+                es_cfg_error(ctx, k, "%s: unknown key '%s' (known keys: %s)",
+                             ctx->label ? ctx->label : schema->name, k->str, known);
             }
             errors++;
             continue;

@@ -68,6 +68,7 @@ struct es_cfg_ctx {
     struct es_diags *diags;
     const struct es_doc *doc;
     struct es_arena *arena; /* for the few values the loader must build (lists) */
+    const char *label;      /* "flow 'x'" for messages; NULL = the schema's name */
 };
 
 /* Applies schema to node (a mapping), filling the struct at base: defaults first, then the

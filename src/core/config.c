@@ -18,7 +18,7 @@
 /* ---- schema tables ------------------------------------------------------------------- */
 
 static const char *const connector_names[] = {"salesforce", "sap_odata", "tryton", "postgres",
-                                              "csv",        "rest",      "memory", NULL};
+                                              "csv",        "memory",    NULL};
 static const char *const conflict_names[] = {"source_of_record", "last_write_wins", "review", NULL};
 static const char *const dup_action_names[] = {"review", "link", "create", NULL};
 static const char *const operation_names[] = {"upsert", "create", "update", "delete", NULL};
@@ -413,7 +413,11 @@ static void load_systems(const struct es_cfg_ctx *ctx, struct es_config *cfg,
         s->name = n->pairs[i].key->str;
         s->node = n->pairs[i].value;
         s->connector_id = -1;
-        es_cfg_apply(ctx, &system_schema, s->node, s);
+        char label[96];
+        snprintf(label, sizeof label, "system '%s'", s->name);
+        struct es_cfg_ctx sctx = *ctx;
+        sctx.label = label;
+        es_cfg_apply(&sctx, &system_schema, s->node, s);
         s->connector = s->connector_id >= 0 ? connector_names[s->connector_id] : NULL;
         int methods = 0;
         s->auth.method = auth_method(&s->auth, &methods);
@@ -494,7 +498,11 @@ static void load_entities(const struct es_cfg_ctx *ctx, struct es_config *cfg,
         struct es_entity_cfg *e = &cfg->entities[i];
         e->name = n->pairs[i].key->str;
         e->node = n->pairs[i].value;
-        es_cfg_apply(ctx, &entity_schema, e->node, e);
+        char label[96];
+        snprintf(label, sizeof label, "entity '%s'", e->name);
+        struct es_cfg_ctx ectx = *ctx;
+        ectx.label = label;
+        es_cfg_apply(&ectx, &entity_schema, e->node, e);
         const struct es_node *objs = e->objects_node;
         if (objs && objs->kind == ES_NODE_MAP) {
             e->nobjects = objs->count;
@@ -592,7 +600,11 @@ static void scan_map_rules(const struct es_cfg_ctx *ctx, const struct es_config 
         }
         struct es_map_rule_shape shape;
         memset(&shape, 0, sizeof shape);
-        es_cfg_apply(ctx, &es_map_rule_schema, rule, &shape);
+        char label[160];
+        snprintf(label, sizeof label, "flow '%s': map rule '%s'", f->name, m->pairs[i].key->str);
+        struct es_cfg_ctx rctx = *ctx;
+        rctx.label = label;
+        es_cfg_apply(&rctx, &es_map_rule_schema, rule, &shape);
         int sources =
             (shape.from != NULL) + (es_node_get(rule, "const") != NULL) + (shape.expr != NULL);
         if (sources > 1) {
@@ -644,7 +656,11 @@ static void load_flows(const struct es_cfg_ctx *ctx, struct es_config *cfg, cons
         f->name = n->pairs[i].key->str;
         f->node = n->pairs[i].value;
         f->entity_idx = f->from_idx = f->to_idx = -1;
-        es_cfg_apply(ctx, &flow_schema, f->node, f);
+        char label[96];
+        snprintf(label, sizeof label, "flow '%s'", f->name);
+        struct es_cfg_ctx fctx = *ctx;
+        fctx.label = label;
+        es_cfg_apply(&fctx, &flow_schema, f->node, f);
         if (f->node->kind != ES_NODE_MAP) {
             continue;
         }
@@ -687,8 +703,8 @@ static void load_flows(const struct es_cfg_ctx *ctx, struct es_config *cfg, cons
                          "flow '%s': source and target are the same system", f->name);
         }
         const struct es_node *trig = es_node_get(f->node, "trigger");
-        if (trig && trig->kind == ES_NODE_MAP && !f->trigger.realtime && !f->trigger.poll_ms &&
-            !f->trigger.batch) {
+        if (trig && trig->kind == ES_NODE_MAP && !f->trigger.realtime &&
+            !es_node_get(trig, "poll") && !es_node_get(trig, "batch")) {
             es_cfg_error(ctx, trig,
                          "flow '%s': trigger needs realtime: true, poll: DURATION or batch: CRON",
                          f->name);
@@ -765,7 +781,7 @@ int es_config_parse(const char *name, const char *text, size_t len, struct es_co
     struct es_config *cfg = es_xcalloc(1, sizeof *cfg);
     cfg->doc = doc;
     cfg->path = doc->file;
-    struct es_cfg_ctx ctx = {diags, doc, &doc->arena};
+    struct es_cfg_ctx ctx = {diags, doc, &doc->arena, NULL};
     int errors_before = diags->errors;
     if (!doc->root || doc->root->kind != ES_NODE_MAP) {
         es_diags_add(diags, ES_DIAG_ERROR, doc->text, name, doc->root ? doc->root->line : 1,

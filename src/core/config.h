@@ -20,8 +20,6 @@
 #include "core/cfg.h"
 #include "core/cron.h"
 
-#define ES_CONNECTOR_NAMES "salesforce, sap_odata, tryton, postgres, csv, rest, memory"
-
 enum es_conflict_policy {
     ES_CONFLICT_SOURCE_OF_RECORD = 0,
     ES_CONFLICT_LAST_WRITE_WINS,

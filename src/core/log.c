@@ -137,7 +137,7 @@ static int is_key_char(char c)
 static size_t redact_after_key(char *s, size_t len, size_t cap, size_t pos, size_t *next)
 {
     size_t i = pos;
-    while (i < len && (s[i] == '"' || s[i] == '\'' || s[i] == '\\')) {
+    while (i < len && (s[i] == '"' || s[i] == '\'' || s[i] == '\\' || s[i] == ' ')) {
         i++;
     }
     if (i >= len || (s[i] != ':' && s[i] != '=')) {

@@ -59,10 +59,15 @@ static void remember_anchor(struct builder *b, const yaml_char_t *anchor, struct
 static int next_event(struct builder *b, yaml_event_t *ev)
 {
     if (!yaml_parser_parse(&b->parser, ev)) {
-        char what[256];
-        snprintf(what, sizeof what, "YAML syntax error: %s%s%s",
-                 b->parser.problem ? b->parser.problem : "unknown", b->parser.context ? " " : "",
-                 b->parser.context ? b->parser.context : "");
+        char what[320];
+        int n = snprintf(what, sizeof what, "YAML syntax error: %s%s%s",
+                         b->parser.problem ? b->parser.problem : "unknown",
+                         b->parser.context ? " " : "", b->parser.context ? b->parser.context : "");
+        if (b->parser.context && n > 0 && (size_t)n < sizeof what) {
+            /* Where the construct began is often where the mistake is (an unclosed '{'). */
+            snprintf(what + n, sizeof what - (size_t)n, " (which started at line %d, column %d)",
+                     (int)b->parser.context_mark.line + 1, (int)b->parser.context_mark.column + 1);
+        }
         return fail_at(b, (int)b->parser.problem_mark.line + 1,
                        (int)b->parser.problem_mark.column + 1, what);
     }
