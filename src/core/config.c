@@ -7,9 +7,11 @@
  */
 #include "core/config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -820,32 +822,16 @@ int es_config_parse(const char *name, const char *text, size_t len, struct es_co
 int es_config_load(const char *path, struct es_config **out, struct es_diags *diags)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        es_diags_add(diags, ES_DIAG_ERROR, NULL, path, 0, 0, "cannot open the file");
+    char *text = NULL;
+    size_t len = 0;
+    struct es_err err;
+    es_err_clear(&err);
+    if (es_file_read(path, 16u << 20, &text, &len, &err) != ES_OK) {
+        es_diags_add(diags, ES_DIAG_ERROR, NULL, path, 0, 0, "%s",
+                     err.sys_errno ? strerror(err.sys_errno) : "larger than 16 MiB");
         return ES_ECONFIG;
     }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 16384;
-            text = es_xrealloc(text, cap);
-        }
-        size_t n = fread(text + len, 1, cap - len, f);
-        if (n == 0) {
-            break;
-        }
-        len += n;
-        if (len > 16u << 20) {
-            fclose(f);
-            es_free(text);
-            es_diags_add(diags, ES_DIAG_ERROR, NULL, path, 0, 0, "file larger than 16 MiB");
-            return ES_ECONFIG;
-        }
-    }
-    fclose(f);
-    int rc = es_config_parse(path, text ? text : "", len, out, diags);
+    int rc = es_config_parse(path, text, len, out, diags);
     es_free(text);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "core/file.h"
 #include "core/mem.h"
 #include "core/node.h"
 
@@ -268,38 +269,14 @@ int es_doc_parse(const char *file, const char *text, size_t len, struct es_doc *
 int es_doc_load(const char *path, struct es_doc **doc, int *line, int *col, struct es_err *err)
 {
     *doc = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        int rc = es_err_set(err, ES_ECONFIG, "%s: cannot open: %s", path, strerror(e));
-        if (err) {
-            err->sys_errno = e;
-        }
-        return rc;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = es_file_read(path, 16u << 20, &text, &len, err);
+    if (rc != ES_OK) {
+        return rc == ES_ENOMEM ? ES_ECONFIG : rc;
     }
-    struct es_buf_like {
-        char *p;
-        size_t len, cap;
-    } buf = {NULL, 0, 0};
-    for (;;) {
-        if (buf.len + 4096 > buf.cap) {
-            buf.cap = buf.cap ? buf.cap * 2 : 8192;
-            buf.p = es_xrealloc(buf.p, buf.cap);
-        }
-        size_t n = fread(buf.p + buf.len, 1, buf.cap - buf.len, f);
-        if (n == 0) {
-            break;
-        }
-        buf.len += n;
-        if (buf.len > 16u << 20) {
-            fclose(f);
-            es_free(buf.p);
-            return es_err_set(err, ES_ECONFIG, "%s: larger than 16 MiB", path);
-        }
-    }
-    fclose(f);
-    int rc = es_doc_parse(path, buf.p ? buf.p : "", buf.len, doc, line, col, err);
-    es_free(buf.p);
+    rc = es_doc_parse(path, text, len, doc, line, col, err);
+    es_free(text);
     return rc;
 }
 
