@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pieces of webhook handling that do not need a running server: signature check, the
+ * generic JSON record shape and the Salesforce Outbound Message shape. Exposed for unit tests
+ * and fuzzing; the server (webhooks.c) uses them per request.
+ *
+ * The generic JSON shape (format `json`, or any format whose connector has no parse_webhook):
+ *   {"records": [{"id": "A1", "version": "7", "deleted": false, "data": {...}}, ...]}
+ * or one such record object on its own. `id` (string or integer) is required; `version`
+ * (string or integer) defaults to a SHA-256 of the canonical data, so the same content sent
+ * twice is the same change; `deleted` defaults to false; `data` must be an object unless
+ * deleted is true.
+ */
+#ifndef ES_SERVER_WEBHOOK_H
+#define ES_SERVER_WEBHOOK_H
+
+#include <stddef.h>
+
+#include "connectors/connector.h"
+#include "core/err.h"
+
+/**
+ * Checks that sig (the header value: hex HMAC-SHA256 of body, optionally prefixed "sha256=",
+ * either case) matches key. Constant time in the signature bytes.
+ * Returns ES_OK, or ES_EAUTH when sig is NULL, malformed or wrong (err says which).
+ */
+ES_NODISCARD int es_webhook_verify(const char *key, size_t keylen, const char *body, size_t len,
+                                   const char *sig, struct es_err *err);
+/** Writes the lowercase hex HMAC-SHA256 of body into out (65 bytes with the NUL). */
+void es_webhook_sign(const char *key, size_t keylen, const char *body, size_t len, char out[65]);
+
+/**
+ * Parses the generic JSON shape above and appends its records to out (initialised by the
+ * caller). Returns ES_OK or ES_EPOISON (out unchanged) with err naming the first problem.
+ */
+ES_NODISCARD int es_webhook_parse_json(const char *body, size_t len, struct es_batch *out,
+                                       struct es_err *err);
+
+/**
+ * Checks the SOAP shape of a Salesforce Outbound Message (Envelope/Body/notifications with an
+ * OrganizationId and at least one Notification carrying an sObject with an Id).
+ * Returns ES_OK or ES_EPOISON.
+ */
+ES_NODISCARD int es_webhook_check_outbound(const char *body, size_t len, struct es_err *err);
+/**
+ * Turns an Outbound Message into records when the connector has no parse_webhook: one record
+ * per Notification, key = the sObject's Id, version = its SystemModstamp (else LastModifiedDate,
+ * else the notification Id), data = the sObject's fields as strings (xsi:nil fields as null).
+ * Returns ES_OK or ES_EPOISON (out unchanged).
+ */
+ES_NODISCARD int es_webhook_parse_outbound(const char *body, size_t len, struct es_batch *out,
+                                           struct es_err *err);
+/** The SOAP acknowledgement Salesforce expects after an Outbound Message. */
+extern const char es_webhook_outbound_ack[];
+
+#endif

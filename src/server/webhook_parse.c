@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Webhook payload checks that need no server (webhook.h): the HMAC-SHA256 signature, the
+ * generic JSON record shape and the SOAP shape of Salesforce Outbound Messages, with a small
+ * reader for Outbound Messages used when the system's connector has no parse_webhook.
+ *
+ * The Outbound Message reader is deliberately narrow: it looks for elements by local name
+ * (any namespace prefix), reads the sObject's direct children as text, and refuses anything
+ * it does not understand rather than guessing.
+ */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/mem.h"
+#include "server/webhook.h"
+
+const char es_webhook_outbound_ack[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+    "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+    "<soapenv:Body><notificationsResponse xmlns=\"http://soap.sforce.com/2005/09/outbound\">"
+    "<Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>";
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+void es_webhook_sign(const char *key, size_t keylen, const char *body, size_t len, char out[65])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    static const char digits[] = "0123456789abcdef";
+    HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)(body ? body : ""), len, mac,
+         &maclen);
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = digits[mac[i] >> 4];
+        out[2 * i + 1] = digits[mac[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+int es_webhook_verify(const char *key, size_t keylen, const char *body, size_t len, const char *sig,
+                      struct es_err *err)
+{
+    if (!sig || !*sig) {
+        return es_err_set(err, ES_EAUTH, "missing signature header");
+    }
+    if (strncmp(sig, "sha256=", 7) == 0) {
+        sig += 7;
+    }
+    unsigned char given[SHA256_DIGEST_LENGTH];
+    if (strlen(sig) != 2 * sizeof given) {
+        return es_err_set(err, ES_EAUTH, "signature is not 64 hex digits");
+    }
+    for (size_t i = 0; i < sizeof given; i++) {
+        int hi = hexval(sig[2 * i]), lo = hexval(sig[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return es_err_set(err, ES_EAUTH, "signature is not 64 hex digits");
+        }
+        given[i] = (unsigned char)(hi << 4 | lo);
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)(body ? body : ""), len, mac,
+              &maclen) ||
+        maclen != sizeof given) {
+        return es_err_set(err, ES_EINTERNAL, "HMAC-SHA256 failed");
+    }
+    if (CRYPTO_memcmp(mac, given, sizeof given) != 0) {
+        return es_err_set(err, ES_EAUTH, "signature does not match the body");
+    }
+    return ES_OK;
+}
+
+/* An id or version as text: strings as they are, integers in decimal. */
+static int scalar_text(json_t *v, char *buf, size_t cap, const char **out)
+{
+    if (json_is_string(v) && json_string_length(v) > 0) {
+        *out = json_string_value(v);
+        return 1;
+    }
+    if (json_is_integer(v)) {
+        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        *out = buf;
+        return 1;
+    }
+    return 0;
+}
+
+/* Version by content when the sender gives none: SHA-256 of the canonical JSON, 32 hex. */
+static void content_version(json_t *data, int deleted, char out[33])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    EVP_MD_CTX *mc = EVP_MD_CTX_new();
+    /* Fails only when OpenSSL runs out of memory: abort like es_xmalloc (a crash replays). */
+    int ok = mc && EVP_DigestInit_ex(mc, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(mc, deleted ? "D" : "U", 1) &&
+             (!text || EVP_DigestUpdate(mc, text, strlen(text))) &&
+             EVP_DigestFinal_ex(mc, md, NULL);
+    EVP_MD_CTX_free(mc);
+    ES_ASSERT(ok);
+    es_free(text);
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static int one_record(json_t *r, size_t i, struct es_batch *out, struct es_err *err)
+{
+    if (!json_is_object(r)) {
+        return es_err_set(err, ES_EPOISON, "records[%zu] is not an object", i);
+    }
+    char idbuf[32], verbuf[33];
+    const char *id = NULL, *version = NULL;
+    if (!scalar_text(json_object_get(r, "id"), idbuf, sizeof idbuf, &id)) {
+        return es_err_set(err, ES_EPOISON,
+                          "records[%zu]: \"id\" must be a non-empty string or "
+                          "an integer",
+                          i);
+    }
+    json_t *del = json_object_get(r, "deleted");
+    if (del && !json_is_boolean(del)) {
+        return es_err_set(err, ES_EPOISON, "records[%zu]: \"deleted\" must be true or false", i);
+    }
+    int deleted = json_is_true(del);
+    json_t *data = json_object_get(r, "data");
+    if (json_is_null(data)) {
+        data = NULL;
+    }
+    if (data ? !json_is_object(data) : !deleted) {
+        return es_err_set(err, ES_EPOISON, "records[%zu]: \"data\" must be an object", i);
+    }
+    json_t *ver = json_object_get(r, "version");
+    if (ver && !scalar_text(ver, verbuf, sizeof verbuf, &version)) {
+        return es_err_set(err, ES_EPOISON,
+                          "records[%zu]: \"version\" must be a non-empty string or an integer", i);
+    }
+    if (!version) {
+        content_version(data, deleted, verbuf);
+        version = verbuf;
+    }
+    es_batch_add(out, id, version, deleted, data ? json_incref(data) : NULL);
+    return ES_OK;
+}
+
+int es_webhook_parse_json(const char *body, size_t len, struct es_batch *out, struct es_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        return es_err_set(err, ES_EPOISON, "body is not JSON: %s at line %d column %d", jerr.text,
+                          jerr.line, jerr.column);
+    }
+    int rc = ES_OK;
+    size_t before = out->count;
+    json_t *records = json_is_object(root) ? json_object_get(root, "records") : NULL;
+    if (records) {
+        if (!json_is_array(records) || json_array_size(records) == 0) {
+            rc = es_err_set(err, ES_EPOISON, "\"records\" must be a non-empty array");
+            goto done;
+        }
+        size_t i;
+        json_t *r;
+        json_array_foreach(records, i, r)
+        {
+            rc = one_record(r, i, out, err);
+            if (rc != ES_OK) {
+                goto done;
+            }
+        }
+    } else if (json_is_object(root)) {
+        rc = one_record(root, 0, out, err);
+    } else {
+        rc = es_err_set(err, ES_EPOISON, "body must be a JSON object");
+    }
+done:
+    if (rc != ES_OK) {
+        /* Leave out as it was: drop what this body added. */
+        while (out->count > before) {
+            struct es_record *rec = &out->items[--out->count];
+            es_free(rec->key);
+            es_free(rec->version);
+            json_decref(rec->data);
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* ---- Outbound Messages ------------------------------------------------------------------ */
+
+struct elem {
+    const char *start;   /* '<' of the start tag */
+    const char *attrs;   /* after the name in the start tag */
+    const char *content; /* after '>' of the start tag */
+    const char *cend;    /* '<' of the end tag (== content for <x/>) */
+    const char *end;     /* after the end tag */
+    const char *lname;   /* local name (no prefix) */
+    size_t lname_len;
+    int empty; /* <x/> */
+};
+
+static int is_name_end(char c)
+{
+    return c == ' ' || c == '>' || c == '/' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The local name of the tag starting at p (p points after '<' or '</'). */
+static void tag_name(const char *p, const char *end, const char **lname, size_t *llen,
+                     const char **after)
+{
+    const char *q = p;
+    const char *local = p;
+    while (q < end && !is_name_end(*q)) {
+        if (*q == ':') {
+            local = q + 1;
+        }
+        q++;
+    }
+    *lname = local;
+    *llen = (size_t)(q - local);
+    *after = q;
+}
+
+/* The next element (any name) starting in [p, end), skipping text, comments, PIs. */
+static int next_elem(const char *p, const char *end, struct elem *e)
+{
+    while (p < end) {
+        const char *lt = memchr(p, '<', (size_t)(end - p));
+        if (!lt || lt + 1 >= end) {
+            return 0;
+        }
+        if (lt[1] == '?' || lt[1] == '!') { /* declaration, comment */
+            const char *gt = memchr(lt, '>', (size_t)(end - lt));
+            if (!gt) {
+                return 0;
+            }
+            p = gt + 1;
+            continue;
+        }
+        if (lt[1] == '/') { /* an end tag of the enclosing element: no more children */
+            return 0;
+        }
+        e->start = lt;
+        tag_name(lt + 1, end, &e->lname, &e->lname_len, &e->attrs);
+        const char *gt = memchr(e->attrs, '>', (size_t)(end - e->attrs));
+        if (!gt || e->lname_len == 0) {
+            return 0;
+        }
+        e->empty = gt[-1] == '/';
+        e->content = gt + 1;
+        if (e->empty) {
+            e->cend = e->content;
+            e->end = e->content;
+            return 1;
+        }
+        /* Find the matching end tag, counting nested elements of the same local name. */
+        int depth = 1;
+        const char *q = e->content;
+        while (q < end) {
+            const char *l = memchr(q, '<', (size_t)(end - q));
+            if (!l || l + 1 >= end) {
+                return 0;
+            }
+            const char *nm, *aft;
+            size_t nl;
+            if (l[1] == '/') {
+                tag_name(l + 2, end, &nm, &nl, &aft);
+                if (nl == e->lname_len && memcmp(nm, e->lname, nl) == 0 && --depth == 0) {
+                    const char *g = memchr(aft, '>', (size_t)(end - aft));
+                    if (!g) {
+                        return 0;
+                    }
+                    e->cend = l;
+                    e->end = g + 1;
+                    return 1;
+                }
+                q = l + 2;
+                continue;
+            }
+            if (l[1] != '?' && l[1] != '!') {
+                tag_name(l + 1, end, &nm, &nl, &aft);
+                const char *g = memchr(aft, '>', (size_t)(end - aft));
+                if (!g) {
+                    return 0;
+                }
+                if (nl == e->lname_len && memcmp(nm, e->lname, nl) == 0 && g[-1] != '/') {
+                    depth++;
+                }
+                q = g + 1;
+                continue;
+            }
+            q = l + 1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static int name_is(const struct elem *e, const char *name)
+{
+    return e->lname_len == strlen(name) && memcmp(e->lname, name, e->lname_len) == 0;
+}
+
+/* The first child of [p, end) named name. */
+static int child(const char *p, const char *end, const char *name, struct elem *out)
+{
+    struct elem e;
+    while (next_elem(p, end, &e)) {
+        if (name_is(&e, name)) {
+            *out = e;
+            return 1;
+        }
+        p = e.end;
+    }
+    return 0;
+}
+
+/* Decodes XML text (the five entities and numeric references) into buf. */
+static int xml_text(const char *p, const char *end, struct es_buf *buf)
+{
+    es_buf_reset(buf);
+    while (p < end) {
+        if (*p == '<') {
+            return ES_EPOISON; /* mixed content: not a simple field */
+        }
+        if (*p != '&') {
+            const char *amp = memchr(p, '&', (size_t)(end - p));
+            const char *stop = amp ? amp : end;
+            if (memchr(p, '<', (size_t)(stop - p))) {
+                return ES_EPOISON;
+            }
+            es_buf_append(buf, p, (size_t)(stop - p));
+            p = stop;
+            continue;
+        }
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        if (!semi || semi - p > 10) {
+            return ES_EPOISON;
+        }
+        size_t n = (size_t)(semi - p - 1);
+        const char *ent = p + 1;
+        unsigned long cp = 0;
+        if (n == 3 && memcmp(ent, "amp", 3) == 0) {
+            cp = '&';
+        } else if (n == 2 && memcmp(ent, "lt", 2) == 0) {
+            cp = '<';
+        } else if (n == 2 && memcmp(ent, "gt", 2) == 0) {
+            cp = '>';
+        } else if (n == 4 && memcmp(ent, "quot", 4) == 0) {
+            cp = '"';
+        } else if (n == 4 && memcmp(ent, "apos", 4) == 0) {
+            cp = '\'';
+        } else if (n >= 2 && ent[0] == '#') {
+            int hex = ent[1] == 'x' || ent[1] == 'X';
+            for (size_t i = hex ? 2 : 1; i < n; i++) {
+                int d = hex ? hexval(ent[i]) : (ent[i] >= '0' && ent[i] <= '9' ? ent[i] - '0' : -1);
+                if (d < 0) {
+                    return ES_EPOISON;
+                }
+                cp = cp * (hex ? 16 : 10) + (unsigned long)d;
+            }
+            if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+                return ES_EPOISON;
+            }
+        } else {
+            return ES_EPOISON;
+        }
+        char u[4];
+        size_t ul;
+        if (cp < 0x80) {
+            u[0] = (char)cp;
+            ul = 1;
+        } else if (cp < 0x800) {
+            u[0] = (char)(0xC0 | (cp >> 6));
+            u[1] = (char)(0x80 | (cp & 0x3F));
+            ul = 2;
+        } else if (cp < 0x10000) {
+            u[0] = (char)(0xE0 | (cp >> 12));
+            u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            u[2] = (char)(0x80 | (cp & 0x3F));
+            ul = 3;
+        } else {
+            u[0] = (char)(0xF0 | (cp >> 18));
+            u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            u[3] = (char)(0x80 | (cp & 0x3F));
+            ul = 4;
+        }
+        es_buf_append(buf, u, ul);
+        p = semi + 1;
+    }
+    return ES_OK;
+}
+
+/* Finds Envelope/Body/notifications and checks OrganizationId; sets [*np, *nend). */
+static int notifications(const char *body, size_t len, const char **np, const char **nend,
+                         struct es_err *err)
+{
+    const char *end = body + len;
+    struct elem env, bod, nots, org;
+    if (!body || !child(body, end, "Envelope", &env)) {
+        return es_err_set(err, ES_EPOISON, "not a SOAP message: no Envelope element");
+    }
+    if (!child(env.content, env.cend, "Body", &bod)) {
+        return es_err_set(err, ES_EPOISON, "SOAP Envelope has no Body");
+    }
+    if (!child(bod.content, bod.cend, "notifications", &nots)) {
+        return es_err_set(err, ES_EPOISON, "SOAP Body has no notifications element");
+    }
+    if (!child(nots.content, nots.cend, "OrganizationId", &org) || org.cend == org.content) {
+        return es_err_set(err, ES_EPOISON, "notifications has no OrganizationId");
+    }
+    *np = nots.content;
+    *nend = nots.cend;
+    return ES_OK;
+}
+
+/* Reads one Notification into out (when out != NULL). */
+static int one_notification(const struct elem *n, size_t i, struct es_batch *out, struct es_buf *t,
+                            struct es_err *err)
+{
+    struct elem nid, sobj, e;
+    if (!child(n->content, n->cend, "Id", &nid) || nid.cend == nid.content) {
+        return es_err_set(err, ES_EPOISON, "Notification %zu has no Id", i + 1);
+    }
+    if (!child(n->content, n->cend, "sObject", &sobj)) {
+        return es_err_set(err, ES_EPOISON, "Notification %zu has no sObject", i + 1);
+    }
+    json_t *data = json_object();
+    char *key = NULL;
+    const char *p = sobj.content;
+    int rc = ES_OK;
+    while (next_elem(p, sobj.cend, &e)) {
+        char name[128];
+        if (e.lname_len >= sizeof name) {
+            rc = es_err_set(err, ES_EPOISON, "Notification %zu: field name too long", i + 1);
+            break;
+        }
+        memcpy(name, e.lname, e.lname_len);
+        name[e.lname_len] = '\0';
+        int nil = e.empty && memmem(e.attrs, (size_t)(e.content - e.attrs), "nil=\"true\"", 10);
+        if (nil) {
+            json_object_set_new(data, name, json_null());
+        } else if (xml_text(e.content, e.cend, t) != ES_OK) {
+            rc = es_err_set(err, ES_EPOISON, "Notification %zu: field %s is not plain text", i + 1,
+                            name);
+            break;
+        } else {
+            json_object_set_new(data, name, json_stringn(t->data ? t->data : "", t->len));
+            if (strcmp(name, "Id") == 0 && t->len) {
+                es_free(key);
+                key = es_xstrndup(t->data, t->len);
+            }
+        }
+        p = e.end;
+    }
+    if (rc == ES_OK && !key) {
+        rc = es_err_set(err, ES_EPOISON, "Notification %zu: sObject has no Id", i + 1);
+    }
+    if (rc == ES_OK && out) {
+        char *version = es_xstrndup(nid.content, (size_t)(nid.cend - nid.content));
+        es_batch_add(out, key, version, 0, data);
+        data = NULL;
+        es_free(version);
+    }
+    json_decref(data);
+    es_free(key);
+    return rc;
+}
+
+static int read_outbound(const char *body, size_t len, struct es_batch *out, struct es_err *err)
+{
+    const char *p, *end;
+    int rc = notifications(body, len, &p, &end, err);
+    if (rc != ES_OK) {
+        return rc;
+    }
+    struct es_buf t;
+    es_buf_init(&t, 0);
+    size_t n = 0, before = out ? out->count : 0;
+    struct elem e;
+    while (next_elem(p, end, &e)) {
+        if (name_is(&e, "Notification")) {
+            rc = one_notification(&e, n, out, &t, err);
+            if (rc != ES_OK) {
+                break;
+            }
+            n++;
+        }
+        p = e.end;
+    }
+    es_buf_release(&t);
+    if (rc == ES_OK && n == 0) {
+        rc = es_err_set(err, ES_EPOISON, "notifications has no Notification");
+    }
+    if (rc != ES_OK && out) {
+        while (out->count > before) {
+            struct es_record *rec = &out->items[--out->count];
+            es_free(rec->key);
+            es_free(rec->version);
+            json_decref(rec->data);
+        }
+    }
+    return rc;
+}
+
+int es_webhook_check_outbound(const char *body, size_t len, struct es_err *err)
+{
+    return read_outbound(body, len, NULL, err);
+}
+
+int es_webhook_parse_outbound(const char *body, size_t len, struct es_batch *out,
+                              struct es_err *err)
+{
+    return read_outbound(body, len, out, err);
+}

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Webhook payload checks without a server: HMAC-SHA256 signatures (RFC 4231 vector, prefix,
+ * case, tampering), the generic JSON record shape (accepted forms, every refusal leaves the
+ * batch untouched, content versions), and Salesforce Outbound Messages (shape, fields, nil,
+ * entities, refusals).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "server/webhook.h"
+
+static const char rfc_key[] = "Jefe";
+static const char rfc_data[] = "what do ya want for nothing?";
+static const char rfc_mac[] = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+
+static void test_sign_rfc4231(void **state)
+{
+    (void)state;
+    char out[65];
+    es_webhook_sign(rfc_key, 4, rfc_data, strlen(rfc_data), out);
+    assert_string_equal(out, rfc_mac);
+}
+
+static void test_verify(void **state)
+{
+    (void)state;
+    struct es_err e;
+    size_t n = strlen(rfc_data);
+    es_err_clear(&e);
+    assert_int_equal(es_webhook_verify(rfc_key, 4, rfc_data, n, rfc_mac, &e), ES_OK);
+    char prefixed[80] = "sha256=";
+    strcat(prefixed, rfc_mac); /* checksrc: ok */
+    assert_int_equal(es_webhook_verify(rfc_key, 4, rfc_data, n, prefixed, &e), ES_OK);
+    char upper[65];
+    for (int i = 0; i < 65; i++) {
+        upper[i] = (rfc_mac[i] >= 'a' && rfc_mac[i] <= 'f') ? (char)(rfc_mac[i] - 32) : rfc_mac[i];
+    }
+    assert_int_equal(es_webhook_verify(rfc_key, 4, rfc_data, n, upper, &e), ES_OK);
+
+    es_err_clear(&e);
+    assert_int_equal(es_webhook_verify(rfc_key, 4, rfc_data, n, NULL, &e), ES_EAUTH);
+    assert_non_null(strstr(e.msg, "missing"));
+    es_err_clear(&e);
+    assert_int_equal(es_webhook_verify(rfc_key, 4, rfc_data, n, "abc", &e), ES_EAUTH);
+    assert_non_null(strstr(e.msg, "hex"));
+    char bad[65];
+    memcpy(bad, rfc_mac, 65);
+    bad[10] = bad[10] == '0' ? '1' : '0';
+    es_err_clear(&e);
+    assert_int_equal(es_webhook_verify(rfc_key, 4, rfc_data, n, bad, &e), ES_EAUTH);
+    assert_non_null(strstr(e.msg, "does not match"));
+    /* Same signature, one byte of body changed. */
+    es_err_clear(&e);
+    assert_int_equal(es_webhook_verify(rfc_key, 4, "what do ya want for nothing!", n, rfc_mac, &e),
+                     ES_EAUTH);
+    /* Wrong key. */
+    es_err_clear(&e);
+    assert_int_equal(es_webhook_verify("jefe", 4, rfc_data, n, rfc_mac, &e), ES_EAUTH);
+}
+
+static void test_json_records(void **state)
+{
+    (void)state;
+    struct es_batch b;
+    struct es_err e;
+    es_batch_init(&b);
+    es_err_clear(&e);
+    const char *body =
+        "{\"records\":[{\"id\":\"A1\",\"version\":\"7\",\"data\":{\"Name\":\"Acme\"}},"
+        "{\"id\":42,\"version\":3,\"deleted\":true},"
+        "{\"id\":\"A3\",\"data\":{\"Name\":\"NoVersion\"}}]}";
+    assert_int_equal(es_webhook_parse_json(body, strlen(body), &b, &e), ES_OK);
+    assert_int_equal(b.count, 3);
+    assert_string_equal(b.items[0].key, "A1");
+    assert_string_equal(b.items[0].version, "7");
+    assert_int_equal(b.items[0].deleted, 0);
+    assert_string_equal(json_string_value(json_object_get(b.items[0].data, "Name")), "Acme");
+    assert_string_equal(b.items[1].key, "42");
+    assert_string_equal(b.items[1].version, "3");
+    assert_int_equal(b.items[1].deleted, 1);
+    assert_null(b.items[1].data);
+    assert_int_equal(strlen(b.items[2].version), 32);
+
+    /* A single object; same content gives the same content version, other content another. */
+    const char *one = "{\"id\":\"A3\",\"data\":{\"Name\":\"NoVersion\"}}";
+    assert_int_equal(es_webhook_parse_json(one, strlen(one), &b, &e), ES_OK);
+    assert_int_equal(b.count, 4);
+    assert_string_equal(b.items[3].version, b.items[2].version);
+    const char *other = "{\"id\":\"A3\",\"data\":{\"Name\":\"Changed\"}}";
+    assert_int_equal(es_webhook_parse_json(other, strlen(other), &b, &e), ES_OK);
+    assert_string_not_equal(b.items[4].version, b.items[2].version);
+    es_batch_release(&b);
+}
+
+static void test_json_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *msg;
+    } cases[] = {
+        {"{\"records\":[{\"id\":\"A1\",\"data\":{}}", "not JSON"},
+        {"[1,2]", "must be a JSON object"},
+        {"{\"records\":[]}", "non-empty array"},
+        {"{\"records\":{}}", "non-empty array"},
+        {"{\"records\":[{\"id\":\"A1\",\"data\":{}},{\"data\":{}}]}", "records[1]: \"id\""},
+        {"{\"records\":[{\"id\":\"\",\"data\":{}}]}", "\"id\""},
+        {"{\"records\":[{\"id\":\"A1\",\"data\":[1]}]}", "\"data\" must be an object"},
+        {"{\"records\":[{\"id\":\"A1\"}]}", "\"data\" must be an object"},
+        {"{\"records\":[{\"id\":\"A1\",\"deleted\":1,\"data\":{}}]}", "\"deleted\""},
+        {"{\"records\":[{\"id\":\"A1\",\"version\":1.5,\"data\":{}}]}", "\"version\""},
+        {"{\"records\":[7]}", "records[0] is not an object"},
+        {"{\"id\":\"A\",\"id\":\"B\",\"data\":{}}", "not JSON"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct es_batch b;
+        struct es_err e;
+        es_batch_init(&b);
+        es_err_clear(&e);
+        assert_int_equal(es_webhook_parse_json(cases[i].body, strlen(cases[i].body), &b, &e),
+                         ES_EPOISON);
+        assert_int_equal(b.count, 0);
+        if (!strstr(e.msg, cases[i].msg)) {
+            fail_msg("case %zu: '%s' lacks '%s'", i, e.msg, cases[i].msg);
+        }
+        es_batch_release(&b);
+    }
+}
+
+#define OM_HEAD                                                                                    \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                                 \
+    "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" "               \
+    "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n"                                   \
+    " <soapenv:Body>\n"                                                                            \
+    "  <notifications xmlns=\"http://soap.sforce.com/2005/09/outbound\">\n"                        \
+    "   <OrganizationId>00D000000000001</OrganizationId>\n"                                        \
+    "   <ActionId>04k000000000001</ActionId>\n"                                                    \
+    "   <SessionId xsi:nil=\"true\"/>\n"
+#define OM_TAIL "  </notifications>\n </soapenv:Body>\n</soapenv:Envelope>\n"
+
+static void test_outbound(void **state)
+{
+    (void)state;
+    const char *om =
+        OM_HEAD "   <Notification>\n"
+                "    <Id>04l000000000001</Id>\n"
+                "    <sObject xsi:type=\"sf:Account\" "
+                "xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\">\n"
+                "     <sf:Id>001000000000001</sf:Id>\n"
+                "     <sf:Name>M&amp;M &lt;GmbH&gt; &#x263A;</sf:Name>\n"
+                "     <sf:Fax xsi:nil=\"true\"/>\n"
+                "    </sObject>\n"
+                "   </Notification>\n"
+                "   <Notification><Id>04l000000000002</Id><sObject><sf:Id>001B</sf:Id></sObject>"
+                "</Notification>\n" OM_TAIL;
+    struct es_err e;
+    es_err_clear(&e);
+    assert_int_equal(es_webhook_check_outbound(om, strlen(om), &e), ES_OK);
+    struct es_batch b;
+    es_batch_init(&b);
+    assert_int_equal(es_webhook_parse_outbound(om, strlen(om), &b, &e), ES_OK);
+    assert_int_equal(b.count, 2);
+    assert_string_equal(b.items[0].key, "001000000000001");
+    assert_string_equal(b.items[0].version, "04l000000000001");
+    assert_string_equal(json_string_value(json_object_get(b.items[0].data, "Name")),
+                        "M&M <GmbH> \xE2\x98\xBA");
+    assert_true(json_is_null(json_object_get(b.items[0].data, "Fax")));
+    assert_string_equal(b.items[1].key, "001B");
+    es_batch_release(&b);
+}
+
+static void test_outbound_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *msg;
+    } cases[] = {
+        {"{\"records\":[]}", "no Envelope"},
+        {"<soapenv:Envelope><soapenv:Header/></soapenv:Envelope>", "no Body"},
+        {"<Envelope><Body><other/></Body></Envelope>", "no notifications"},
+        {"<Envelope><Body><notifications><Notification/></notifications></Body></Envelope>",
+         "OrganizationId"},
+        {OM_HEAD OM_TAIL, "no Notification"},
+        {OM_HEAD "<Notification><sObject><sf:Id>1</sf:Id></sObject></Notification>" OM_TAIL,
+         "has no Id"},
+        {OM_HEAD "<Notification><Id>N1</Id></Notification>" OM_TAIL, "no sObject"},
+        {OM_HEAD
+         "<Notification><Id>N1</Id><sObject><sf:Name>x</sf:Name></sObject></Notification>" OM_TAIL,
+         "sObject has no Id"},
+        {OM_HEAD "<Notification><Id>N1</Id><sObject><sf:Id>1&bogus;</sf:Id></sObject>"
+                 "</Notification>" OM_TAIL,
+         "not plain text"},
+        {OM_HEAD "<Notification><Id>N1</Id><sObject><sf:Id>1</sf:Id>", "no Envelope"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct es_batch b;
+        struct es_err e;
+        es_batch_init(&b);
+        es_err_clear(&e);
+        assert_int_equal(es_webhook_parse_outbound(cases[i].body, strlen(cases[i].body), &b, &e),
+                         ES_EPOISON);
+        assert_int_equal(b.count, 0);
+        if (!strstr(e.msg, cases[i].msg)) {
+            fail_msg("case %zu: '%s' lacks '%s'", i, e.msg, cases[i].msg);
+        }
+        es_batch_release(&b);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sign_rfc4231), cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_json_records), cmocka_unit_test(test_json_refusals),
+        cmocka_unit_test(test_outbound),     cmocka_unit_test(test_outbound_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
