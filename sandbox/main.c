@@ -15,6 +15,7 @@ static const struct sb_emulator {
     int (*main)(int argc, char **argv);
 } emulators[] = {
     /* One line per emulator: {"salesforce", "...", sb_salesforce_main}, */
+    {"salesforce", "Salesforce REST API: OAuth, sObjects, SOQL, Bulk 2.0", sb_salesforce_main},
     {NULL, NULL, NULL},
 };
 
