@@ -10,9 +10,11 @@
 
 /* One extern per connector file (alphabetical). */
 extern const struct es_connector es_connector_memory;
+extern const struct es_connector es_connector_postgres;
 
 static const struct es_connector *const registry[] = {
     &es_connector_memory,
+    &es_connector_postgres,
 };
 
 const struct es_connector *es_connector_find(const char *name)
