@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/arena.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/diag.h"
@@ -77,6 +78,13 @@ ES_NODISCARD int es_map_eval(const struct es_map_plan *plan, const json_t *in, j
 ES_NODISCARD int es_map_eval_json(const struct es_map_plan *plan, const char *json, size_t len,
                                   struct es_buf *out, const struct es_map_env *env,
                                   struct es_map_failure *fail);
+
+/* The same with a caller-owned arena, for loops over many records: the parsed record and
+ * all intermediate values go into `a`; the caller calls es_arena_reset(a) between records
+ * (one block reused: no allocation per record in the steady state). */
+ES_NODISCARD int es_map_eval_json_arena(const struct es_map_plan *plan, struct es_arena *a,
+                                        const char *json, size_t len, struct es_buf *out,
+                                        const struct es_map_env *env, struct es_map_failure *fail);
 
 /* ---- Pre-flight validation against the target's schema ---- */
 
