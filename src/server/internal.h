@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the files of src/server share: the server instance, one request's state, routes and
+ * the reply helpers that also count every answer by route and status (for /metrics).
+ * Not a public header: only the files of src/server include it.
+ */
+#ifndef ES_SERVER_INTERNAL_H
+#define ES_SERVER_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "connectors/connector.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "server/server.h"
+
+/* Fixed routes; webhook routes follow them, one per hook (ES__ROUTE_HOOKS + hook index). */
+enum {
+    ES__ROUTE_OTHER = 0, /* unknown path (404) */
+    ES__ROUTE_HEALTHZ,
+    ES__ROUTE_METRICS,
+    ES__ROUTE_API,
+    ES__ROUTE_HOOKS
+};
+
+/* Statuses the request counters know; anything else is counted under the last slot. */
+#define ES__NSTATUS 18
+extern const unsigned es__status_codes[ES__NSTATUS];
+
+/* Upper bounds (seconds) of the webhook latency histogram buckets. */
+#define ES__NBUCKETS 12
+extern const double es__buckets[ES__NBUCKETS];
+
+/* One system's webhook endpoint. */
+struct es__hook {
+    const struct es_system_cfg *sys;
+    const char *secret; /* HMAC key (env value), NULL for outbound_message without one */
+    size_t secret_len;
+    struct es_conn *conn; /* for parse_webhook; one thread at a time (lock) */
+    pthread_mutex_t lock;
+    int has_parse; /* the connector has parse_webhook */
+    size_t nflows;
+    size_t *flows;    /* indexes into cfg->flows: enabled realtime flows from sys */
+    uint64_t records; /* records accepted (committed), atomic */
+    uint64_t dur_le[ES__NBUCKETS + 1]; /* accepted request durations, atomic, +Inf last */
+    uint64_t dur_sum_us;
+};
+
+struct es_server {
+    const struct es_config *cfg;
+    struct es_engine *engine;
+    struct es_store *store; /* the engine's (lists, show) */
+    struct MHD_Daemon *mhd;
+    uint16_t port;
+    const char *admin_token; /* NULL: admin API refuses everything (401) */
+    size_t nhooks;
+    struct es__hook *hooks;
+    size_t nroutes;
+    uint64_t *counts; /* [nroutes][ES__NSTATUS], updated with atomic adds */
+    int64_t started_ms;
+    struct es__outcome_tail *tail; /* metrics.c: outcome counters read from the audit */
+};
+
+/* One request in flight (MHD's per-connection request context). */
+struct es__req {
+    int route;
+    struct es__hook *hook; /* webhook route */
+    struct es_buf body;    /* max = the route's body limit */
+    int too_big;
+    int64_t t0_us; /* es__mono_us() at the first call */
+};
+
+/* Queues status with body (owned, freed with es_free; may be NULL) and counts it. */
+enum MHD_Result es__reply(struct es_server *srv, struct MHD_Connection *conn, struct es__req *req,
+                          unsigned status, const char *content_type, char *body, size_t len);
+/* Serialises obj (reference stolen) and queues it as application/json. */
+enum MHD_Result es__reply_json(struct es_server *srv, struct MHD_Connection *conn,
+                               struct es__req *req, unsigned status, json_t *obj);
+/* {"error": "<msg>"} with status. */
+enum MHD_Result es__reply_error(struct es_server *srv, struct MHD_Connection *conn,
+                                struct es__req *req, unsigned status, const char *fmt, ...)
+    ES_PRINTF(5, 6);
+
+/* Monotonic microseconds. */
+int64_t es__mono_us(void);
+
+/* Constant-time equality of two byte strings of possibly different lengths. */
+int es__secret_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Route handlers, called once the whole body is in req->body. */
+enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection *conn,
+                                   struct es__req *req, const char *method, const char *url);
+enum MHD_Result es__metrics_handle(struct es_server *srv, struct MHD_Connection *conn,
+                                   struct es__req *req);
+enum MHD_Result es__healthz_handle(struct es_server *srv, struct MHD_Connection *conn,
+                                   struct es__req *req);
+enum MHD_Result es__admin_handle(struct es_server *srv, struct MHD_Connection *conn,
+                                 struct es__req *req, const char *method, const char *url);
+
+struct es__outcome_tail;
+/* metrics.c: sets up / frees the outcome counters (reads the newest audit id). */
+void es__metrics_init(struct es_server *srv);
+void es__metrics_free(struct es_server *srv);
+
+/* The label of a route for metrics ("/healthz", "/hooks/crm", "other"). */
+const char *es__route_name(const struct es_server *srv, int route);
+
+#endif
