@@ -16,6 +16,8 @@
 #include <curl/curl.h>
 
 #include "connectors/http.h"
+#include "core/clock.h"
+#include "core/diag.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -941,6 +943,130 @@ int es_http_json(struct es_http *h, const struct es_http_req_opts *rq, struct es
     }
     if (!resp) {
         es_http_resp_release(&local);
+    }
+    return rc;
+}
+
+/* ---- connector options -------------------------------------------------------------- */
+
+int es_http_options_check(const struct es_node *opts, const char *const *known,
+                          const char *connector, struct es_err *err)
+{
+    if (!opts || opts->is_null) {
+        return ES_OK;
+    }
+    if (opts->kind != ES_NODE_MAP) {
+        return es_err_set(err, ES_ECONFIG, "%s:%d:%d: %s options must be a mapping", opts->file,
+                          opts->line, opts->col, connector);
+    }
+    for (size_t i = 0; i < opts->count; i++) {
+        const struct es_node *k = opts->pairs[i].key;
+        int ok = 0;
+        const char *best = NULL;
+        int best_d = 4;
+        for (size_t j = 0; known[j]; j++) {
+            if (strcmp(known[j], k->str) == 0) {
+                ok = 1;
+                break;
+            }
+            int d = es_edit_distance(known[j], k->str);
+            if (d < best_d) {
+                best_d = d;
+                best = known[j];
+            }
+        }
+        if (!ok) {
+            es_err_set(err, ES_ECONFIG, "%s:%d:%d: %s option '%s' is unknown%s%s%s", k->file,
+                       k->line, k->col, connector, k->str, best ? " (did you mean '" : "",
+                       best ? best : "", best ? "'?)" : "");
+            return ES_ECONFIG;
+        }
+    }
+    return ES_OK;
+}
+
+static const struct es_node *opt_scalar(const struct es_node *opts, const char *key, int *rc,
+                                        struct es_err *err)
+{
+    *rc = ES_OK;
+    const struct es_node *v = opts ? es_node_get(opts, key) : NULL;
+    if (!v || v->is_null) {
+        return NULL;
+    }
+    if (v->kind != ES_NODE_SCALAR) {
+        *rc = es_err_set(err, ES_ECONFIG, "%s:%d:%d: option '%s' must be a single value", v->file,
+                         v->line, v->col, key);
+        return NULL;
+    }
+    return v;
+}
+
+int es_http_opt_int(const struct es_node *opts, const char *key, long long min, long long max,
+                    long long *out, struct es_err *err)
+{
+    int rc;
+    const struct es_node *v = opt_scalar(opts, key, &rc, err);
+    if (!v) {
+        return rc;
+    }
+    char *end = NULL;
+    long long n = strtoll(v->str, &end, 10);
+    if (!end || end == v->str || *end || n < min || n > max) {
+        return es_err_set(err, ES_ECONFIG,
+                          "%s:%d:%d: option '%s' must be a whole number from %lld "
+                          "to %lld",
+                          v->file, v->line, v->col, key, min, max);
+    }
+    *out = n;
+    return ES_OK;
+}
+
+int es_http_opt_bool(const struct es_node *opts, const char *key, int *out, struct es_err *err)
+{
+    int rc;
+    const struct es_node *v = opt_scalar(opts, key, &rc, err);
+    if (!v) {
+        return rc;
+    }
+    static const char *const yes[] = {"true", "yes", "on", NULL};
+    static const char *const no[] = {"false", "no", "off", NULL};
+    for (size_t i = 0; yes[i]; i++) {
+        if (strcasecmp(v->str, yes[i]) == 0) {
+            *out = 1;
+            return ES_OK;
+        }
+        if (strcasecmp(v->str, no[i]) == 0) {
+            *out = 0;
+            return ES_OK;
+        }
+    }
+    return es_err_set(err, ES_ECONFIG, "%s:%d:%d: option '%s' must be true or false", v->file,
+                      v->line, v->col, key);
+}
+
+int es_http_opt_duration(const struct es_node *opts, const char *key, int64_t *out,
+                         struct es_err *err)
+{
+    int rc;
+    const struct es_node *v = opt_scalar(opts, key, &rc, err);
+    if (!v) {
+        return rc;
+    }
+    int bad = 0;
+    if (es_duration_parse(v->str, out, &bad) != ES_OK) {
+        return es_err_set(err, ES_ECONFIG, "%s:%d:%d: option '%s' must be a duration like 5s or 2m",
+                          v->file, v->line, v->col + bad, key);
+    }
+    return ES_OK;
+}
+
+int es_http_opt_str(const struct es_node *opts, const char *key, const char **out,
+                    struct es_err *err)
+{
+    int rc;
+    const struct es_node *v = opt_scalar(opts, key, &rc, err);
+    if (v) {
+        *out = v->str;
     }
     return rc;
 }

@@ -35,10 +35,12 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/node.h"
 
 struct es_http;
 
@@ -115,6 +117,22 @@ enum es_code es_http_status_code(long status, int has_retry_after);
 double es_http_parse_retry_after(const char *value, long long now_epoch);
 /* Appends s percent-encoded (RFC 3986 unreserved kept) to b. */
 int es_http_escape(struct es_buf *b, const char *s);
+
+/* Connector options (systems.<name>.options). Checks that opts is a mapping whose keys are all
+ * in known (NULL-terminated); an unknown key is ES_ECONFIG "FILE:LINE:COL: <connector> option
+ * 'x' is unknown (did you mean 'y'?)". NULL opts is fine. */
+ES_NODISCARD int es_http_options_check(const struct es_node *opts, const char *const *known,
+                                       const char *connector, struct es_err *err);
+/* Reads one scalar option into *out when present (else leaves the default). Bad values are
+ * ES_ECONFIG at the value's position. */
+ES_NODISCARD int es_http_opt_int(const struct es_node *opts, const char *key, long long min,
+                                 long long max, long long *out, struct es_err *err);
+ES_NODISCARD int es_http_opt_bool(const struct es_node *opts, const char *key, int *out,
+                                  struct es_err *err);
+ES_NODISCARD int es_http_opt_duration(const struct es_node *opts, const char *key, int64_t *out,
+                                      struct es_err *err);
+ES_NODISCARD int es_http_opt_str(const struct es_node *opts, const char *key, const char **out,
+                                 struct es_err *err);
 
 /* OAuth2 token cache, exposed for tests and for `erpsync ping`: drops every cached token. */
 void es_http_token_cache_clear(void);

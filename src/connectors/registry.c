@@ -11,10 +11,14 @@
 /* One extern per connector file (alphabetical). */
 extern const struct es_connector es_connector_memory;
 extern const struct es_connector es_connector_postgres;
+extern const struct es_connector es_connector_salesforce;
+extern const struct es_connector es_connector_sap_odata;
 
 static const struct es_connector *const registry[] = {
     &es_connector_memory,
     &es_connector_postgres,
+    &es_connector_salesforce,
+    &es_connector_sap_odata,
 };
 
 const struct es_connector *es_connector_find(const char *name)
