@@ -7,26 +7,44 @@
  *
  * Options (systems.<name>.options):
  *   fail_every: N   every Nth written record fails with a transient error (fault injection)
+ *   fail_rate: R    each written record fails transiently with probability R (0..1)
+ *   fail_code: NAME the code of injected failures (default "remote"; e.g. auth, business)
+ *   file: PATH      make the system survive restarts: PATH (JSON lines) is replayed into the
+ *                   tables when the first instance opens, and every write appends one line
+ *                   {"o": object, "id": id, "key": source key, "data": ..., "deleted": bool}
+ *                   before write_batch returns. A torn last line (killed mid-write) is
+ *                   skipped. Tests seed sources by writing such lines and count the target's
+ *                   writes from them (crash tests).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "connectors/connector.h"
 #include "connectors/memory.h"
+#include "core/buf.h"
 #include "core/mem.h"
 
 struct memory_ctx {
     long long fail_every;
     long long writes;
+    double fail_rate;
+    enum es_code fail_code;
+    unsigned seed;
+    int fd; /* the system's file (O_APPEND), or -1 */
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *g_objects; /* {object: {id: {"seq": n, "data": {...}, "deleted": bool}}} */
 static long long g_seq;
 static long long g_next_id;
+static json_t *g_loaded; /* {path: true}: files already replayed in this process */
 
 static json_t *object_table(const char *object)
 {
@@ -47,6 +65,8 @@ void es_memory_reset(void)
     pthread_mutex_lock(&g_lock);
     json_decref(g_objects);
     g_objects = NULL;
+    json_decref(g_loaded);
+    g_loaded = NULL;
     g_seq = 0;
     g_next_id = 0;
     pthread_mutex_unlock(&g_lock);
@@ -80,9 +100,92 @@ size_t es_memory_count(const char *object)
     return n;
 }
 
+/* Replays one JSON line of a system file into the tables (caller holds g_lock). */
+static void replay_line(const char *line, size_t len)
+{
+    json_t *j = json_loadb(line, len, 0, NULL);
+    const char *object = json_string_value(json_object_get(j, "o"));
+    const char *id = json_string_value(json_object_get(j, "id"));
+    if (object && id) {
+        json_t *data = json_object_get(j, "data");
+        json_t *entry = json_pack("{s:I, s:O, s:b}", "seq", (json_int_t)++g_seq, "data",
+                                  data ? data : json_null(), "deleted",
+                                  json_is_true(json_object_get(j, "deleted")));
+        json_object_set_new(object_table(object), id, entry);
+        /* Ids this connector created ("M000042") must not be handed out again. */
+        long long n = 0;
+        if (sscanf(id, "M%lld", &n) == 1 && n > g_next_id) {
+            g_next_id = n;
+        }
+    }
+    json_decref(j);
+}
+
+static int load_file(const char *path, struct es_err *err)
+{
+    if (!g_loaded) {
+        g_loaded = json_object();
+    }
+    if (json_object_get(g_loaded, path)) {
+        return ES_OK;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT) {
+            json_object_set_new(g_loaded, path, json_true());
+            return ES_OK;
+        }
+        return es_err_set(err, ES_EIO, "memory: cannot read %s: %s", path, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        replay_line(line, (size_t)len);
+    }
+    free(line); /* checksrc: ok (getline allocates with malloc) */
+    fclose(f);
+    json_object_set_new(g_loaded, path, json_true());
+    return ES_OK;
+}
+
 static int memory_init(struct es_conn *c, struct es_err *err)
 {
     struct memory_ctx *ctx = c->ctx;
+    ctx->fd = -1;
+    ctx->fail_code = ES_EREMOTE;
+    const struct es_node *fc = es_node_get(c->cfg->options, "fail_code");
+    if (fc && fc->kind == ES_NODE_SCALAR) {
+        ctx->fail_code = es_code_from_name(fc->str);
+        if (ctx->fail_code == ES_CODE_LAST || ctx->fail_code == ES_OK) {
+            return es_err_set(err, ES_ECONFIG, "%s:%d:%d: fail_code: unknown code '%s'", fc->file,
+                              fc->line, fc->col, fc->str);
+        }
+    }
+    ctx->seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)ctx;
+    const struct es_node *fr = es_node_get(c->cfg->options, "fail_rate");
+    if (fr && fr->kind == ES_NODE_SCALAR) {
+        char *end = NULL;
+        ctx->fail_rate = strtod(fr->str, &end);
+        if (!end || *end || ctx->fail_rate < 0 || ctx->fail_rate > 1) {
+            return es_err_set(err, ES_ECONFIG, "%s:%d:%d: fail_rate must be a number in 0..1",
+                              fr->file, fr->line, fr->col);
+        }
+    }
+    const struct es_node *file = es_node_get(c->cfg->options, "file");
+    if (file && file->kind == ES_NODE_SCALAR && file->str && *file->str) {
+        pthread_mutex_lock(&g_lock);
+        int rc = load_file(file->str, err);
+        pthread_mutex_unlock(&g_lock);
+        if (rc != ES_OK) {
+            return rc;
+        }
+        ctx->fd = open(file->str, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (ctx->fd < 0) {
+            return es_err_set(err, ES_EIO, "memory: cannot open %s: %s", file->str,
+                              strerror(errno));
+        }
+    }
     const struct es_node *fe = es_node_get(c->cfg->options, "fail_every");
     if (fe && fe->kind == ES_NODE_SCALAR) {
         char *end = NULL;
@@ -97,7 +200,11 @@ static int memory_init(struct es_conn *c, struct es_err *err)
 
 static void memory_fini(struct es_conn *c)
 {
-    (void)c;
+    struct memory_ctx *ctx = c->ctx;
+    if (ctx && ctx->fd >= 0) {
+        close(ctx->fd);
+        ctx->fd = -1;
+    }
 }
 
 static int memory_ping(struct es_conn *c, struct es_err *err)
@@ -204,15 +311,21 @@ static int memory_write_batch(struct es_conn *c, const char *object, enum es_wri
                               const char *external_id, const struct es_write *in, size_t n,
                               struct es_write_result *results, struct es_err *err)
 {
-    (void)err;
     struct memory_ctx *ctx = c->ctx;
+    struct es_buf lines;
+    es_buf_init(&lines, 0);
     pthread_mutex_lock(&g_lock);
     json_t *t = object_table(object);
     for (size_t i = 0; i < n; i++) {
         struct es_write_result *r = &results[i];
         ctx->writes++;
         if (ctx->fail_every && ctx->writes % ctx->fail_every == 0) {
-            r->code = es_err_set(&r->err, ES_EREMOTE, "injected transient failure");
+            r->code = es_err_set(&r->err, ctx->fail_code, "injected failure");
+            continue;
+        }
+        if (ctx->fail_rate > 0 &&
+            (double)rand_r(&ctx->seed) / ((double)RAND_MAX + 1.0) < ctx->fail_rate) {
+            r->code = es_err_set(&r->err, ctx->fail_code, "injected failure (fail_rate)");
             continue;
         }
         const char *id = in[i].target_id;
@@ -236,9 +349,38 @@ static int memory_write_batch(struct es_conn *c, const char *object, enum es_wri
         r->target_id = es_xstrdup(id);
         json_object_set_new(t, id, entry);
         r->code = ES_OK;
+        if (ctx->fd >= 0) {
+            json_t *line = json_pack("{s:s, s:s, s:s?, s:O, s:b}", "o", object, "id", id, "key",
+                                     in[i].key, "data", in[i].data ? in[i].data : json_null(),
+                                     "deleted", op == ES_WRITE_DELETE);
+            char *text = json_dumps(line, JSON_COMPACT);
+            es_buf_puts(&lines, text);
+            es_buf_putc(&lines, '\n');
+            free(text); /* checksrc: ok (jansson allocates with malloc) */
+            json_decref(line);
+        }
     }
     pthread_mutex_unlock(&g_lock);
-    return ES_OK;
+    int rc = ES_OK;
+    /* One append per batch; the results are only returned once the lines are written. */
+    for (size_t off = 0; ctx->fd >= 0 && off < lines.len;) {
+        ssize_t w = write(ctx->fd, lines.data + off, lines.len - off);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            rc = es_err_set(err, ES_EIO, "memory: write to file failed: %s", strerror(errno));
+            for (size_t i = 0; i < n; i++) {
+                es_free(results[i].target_id);
+                results[i].target_id = NULL;
+                results[i].code = es_err_set(&results[i].err, ES_EIO, "%s", err ? err->msg : "");
+            }
+            break;
+        }
+        off += (size_t)w;
+    }
+    es_buf_release(&lines);
+    return rc;
 }
 
 static const struct es_connector_ops memory_ops = {

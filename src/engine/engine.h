@@ -64,6 +64,8 @@ ES_NODISCARD int es_engine_start(struct es_engine *e, struct es_err *err);
 void es_engine_request_stop(struct es_engine *e);
 /** Waits until the engine has stopped (after request_stop, or by itself with opts.once). */
 void es_engine_wait(struct es_engine *e);
+/** True once a stop was requested or the engine stopped by itself (--once drained). */
+int es_engine_stopping(struct es_engine *e);
 /** Stops (drains in-flight batches) and frees. NULL-tolerant. */
 void es_engine_free(struct es_engine *e);
 /** Swaps in a new config (SIGHUP): flows are looked up by name; the store URL must not

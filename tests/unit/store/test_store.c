@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Store semantics on real SQLite files in a temporary directory: idempotent enqueue, lease
+ * expiry and lost leases, ordering per record key, cursors committed with their changes,
+ * state transitions (retry, review, dead, replay, resolve), xref and fingerprints, recovery
+ * and reopening the file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/mem.h"
+#include "store/store.h"
+
+struct fixture {
+    char dir[64];
+    char url[128];
+    struct es_store *s;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = es_xcalloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/es_store_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->url, sizeof f->url, "sqlite:%s/state.db", f->dir);
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_store_open(f->url, &f->s, &err), ES_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    es_store_close(f->s);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    es_free(f);
+    return 0;
+}
+
+static struct es_change_in change(const char *flow, const char *key, const char *version)
+{
+    static char payload[64];
+    snprintf(payload, sizeof payload, "{\"key\":\"%s\",\"v\":\"%s\"}", key, version);
+    struct es_change_in c = {flow, key, version, 0, payload, strlen(payload)};
+    return c;
+}
+
+static void enqueue1(struct es_store *s, const char *flow, const char *key, const char *version)
+{
+    struct es_change_in c = change(flow, key, version);
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_store_enqueue(s, &c, 1, NULL, 0, NULL, &err), ES_OK);
+}
+
+static struct es_flow_stats stats(struct es_store *s, const char *flow)
+{
+    struct es_flow_stats st;
+    assert_int_equal(es_store_stats(s, flow, 0, &st, NULL), ES_OK);
+    return st;
+}
+
+static void complete1(struct es_store *s, const struct es_change *c, enum es_change_state to,
+                      int64_t next_at, int64_t now)
+{
+    struct es_outcome o = {.id = c->id, .lease = c->lease, .state = to, .next_at_ms = next_at};
+    struct es_err e;
+    es_err_clear(&e);
+    if (to != ES_CHANGE_DONE) {
+        es_err_set(&e, to == ES_CHANGE_RETRY ? ES_ETIMEOUT : ES_EVALIDATION, "failed %s", c->key);
+        o.err = &e;
+    }
+    assert_int_equal(es_store_complete(s, &o, 1, now, NULL), ES_OK);
+    assert_int_equal(o.stale, 0);
+}
+
+static void test_idempotent_enqueue(void **state)
+{
+    struct fixture *f = *state;
+    struct es_change_in in[3] = {change("a", "k1", "1"), change("a", "k1", "1"),
+                                 change("a", "k1", "2")};
+    unsigned char added[3];
+    assert_int_equal(es_store_enqueue(f->s, in, 3, NULL, 0, added, NULL), ES_OK);
+    assert_int_equal(added[0], 1);
+    assert_int_equal(added[1], 0);
+    assert_int_equal(added[2], 1);
+    assert_int_equal(es_store_enqueue(f->s, in, 1, NULL, 0, added, NULL), ES_OK);
+    assert_int_equal(added[0], 0);
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_PENDING], 2);
+    assert_int_equal(st.enqueued, 2);
+    assert_int_equal(st.duplicates, 2);
+    assert_true(st.oldest_open_ms > 0);
+}
+
+static void test_lease_expiry_and_lost_lease(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "k1", "1");
+    struct es_change *c = NULL, *c2 = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 100, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].attempts, 1);
+    assert_string_equal(c[0].payload, "{\"key\":\"k1\",\"v\":\"1\"}");
+    assert_int_equal(stats(f->s, "a").count[ES_CHANGE_LEASED], 1);
+    /* Still leased: nobody else gets it. */
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1050, 100, &c2, &n, NULL), ES_OK);
+    assert_int_equal(n, 0);
+    /* Expired: it comes back, with a new lease token. */
+    assert_int_equal(es_store_lease(f->s, "a", 10, 2000, 100, &c2, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c2[0].id, c[0].id);
+    assert_int_equal(c2[0].attempts, 2);
+    assert_true(c2[0].lease != c[0].lease);
+    /* The first holder's outcome is ignored: it lost the lease. */
+    struct es_outcome o = {.id = c[0].id, .lease = c[0].lease, .state = ES_CHANGE_DONE};
+    assert_int_equal(es_store_complete(f->s, &o, 1, 2001, NULL), ES_OK);
+    assert_int_equal(o.stale, 1);
+    assert_int_equal(stats(f->s, "a").count[ES_CHANGE_LEASED], 1);
+    complete1(f->s, &c2[0], ES_CHANGE_DONE, 0, 2002);
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_DONE], 1);
+    assert_int_equal(st.count[ES_CHANGE_LEASED], 0);
+    assert_int_equal(st.last_success_ms, 2002);
+    assert_int_equal(st.oldest_open_ms, 0);
+    es_changes_free(c, 1);
+    es_changes_free(c2, 1);
+}
+
+static void test_order_per_key(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "k1", "1");
+    enqueue1(f->s, "a", "k1", "2");
+    enqueue1(f->s, "a", "k2", "1");
+    enqueue1(f->s, "b", "k1", "1"); /* another flow: independent */
+    struct es_change *c = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 60000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(c[0].key, "k1");
+    assert_string_equal(c[0].version, "1");
+    assert_string_equal(c[1].key, "k2");
+    /* While k1 v1 is leased, k1 v2 waits. */
+    struct es_change *d = NULL;
+    size_t nd = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 60000, &d, &nd, NULL), ES_OK);
+    assert_int_equal(nd, 0);
+    /* A retry in the future keeps blocking the newer version of the same key. */
+    complete1(f->s, &c[0], ES_CHANGE_RETRY, 5000, 1001);
+    assert_int_equal(es_store_lease(f->s, "a", 10, 2000, 60000, &d, &nd, NULL), ES_OK);
+    assert_int_equal(nd, 0);
+    assert_int_equal(stats(f->s, "a").count[ES_CHANGE_RETRY], 1);
+    /* Due: v1 again, not v2. */
+    assert_int_equal(es_store_lease(f->s, "a", 10, 6000, 60000, &d, &nd, NULL), ES_OK);
+    assert_int_equal(nd, 1);
+    assert_string_equal(d[0].version, "1");
+    assert_int_equal(d[0].attempts, 2);
+    complete1(f->s, &d[0], ES_CHANGE_DONE, 0, 6001);
+    es_changes_free(d, nd);
+    assert_int_equal(es_store_lease(f->s, "a", 10, 6002, 60000, &d, &nd, NULL), ES_OK);
+    assert_int_equal(nd, 1);
+    assert_string_equal(d[0].version, "2");
+    es_changes_free(d, nd);
+    es_changes_free(c, n);
+    assert_int_equal(stats(f->s, "b").count[ES_CHANGE_PENDING], 1);
+}
+
+static void test_cursor_atomic(void **state)
+{
+    struct fixture *f = *state;
+    struct es_change_in in[2] = {change("p", "k1", "1"), change("p", "k2", "1")};
+    struct es_cursor_in cur = {"p", "watermark", "42"};
+    assert_int_equal(es_store_enqueue(f->s, in, 2, &cur, 1, NULL, NULL), ES_OK);
+    char *wm = NULL;
+    assert_int_equal(es_store_cursor_get(f->s, "p", "watermark", &wm, NULL), ES_OK);
+    assert_string_equal(wm, "42");
+    es_free(wm);
+    /* A page that fails half-way stores neither its changes nor its watermark. */
+    struct es_change_in bad[2] = {change("p", "k3", "1"), {"p", NULL, "1", 0, NULL, 0}};
+    struct es_cursor_in cur2 = {"p", "watermark", "99"};
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_store_enqueue(f->s, bad, 2, &cur2, 1, NULL, &err), ES_EINVAL);
+    assert_int_equal(es_store_cursor_get(f->s, "p", "watermark", &wm, NULL), ES_OK);
+    assert_string_equal(wm, "42");
+    es_free(wm);
+    struct es_flow_stats st = stats(f->s, "p");
+    assert_int_equal(st.count[ES_CHANGE_PENDING], 2);
+    assert_int_equal(st.enqueued, 2);
+    /* NULL deletes a cursor. */
+    assert_int_equal(es_store_cursor_set(f->s, "p", "watermark", NULL, NULL), ES_OK);
+    assert_int_equal(es_store_cursor_get(f->s, "p", "watermark", &wm, NULL), ES_OK);
+    assert_null(wm);
+}
+
+static void test_review_dead_replay_resolve(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "k1", "1");
+    enqueue1(f->s, "a", "k2", "1");
+    struct es_change *c = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 60000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 2);
+    complete1(f->s, &c[0], ES_CHANGE_REVIEW, 0, 1001);
+    complete1(f->s, &c[1], ES_CHANGE_DEAD, 0, 1001);
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_REVIEW], 1);
+    assert_int_equal(st.count[ES_CHANGE_DEAD], 1);
+    assert_int_equal(st.outcomes[ES_CHANGE_REVIEW], 1);
+
+    struct es_change_filter flt = {"a", ES_CHANGE_REVIEW, 0, 0};
+    struct es_change *l = NULL;
+    size_t nl = 0;
+    assert_int_equal(es_store_list(f->s, &flt, &l, &nl, NULL), ES_OK);
+    assert_int_equal(nl, 1);
+    assert_string_equal(l[0].key, "k1");
+    assert_int_equal(l[0].last_code, ES_EVALIDATION);
+    assert_string_equal(l[0].last_msg, "failed k1");
+    es_changes_free(l, nl);
+
+    struct es_err err;
+    es_err_clear(&err);
+    /* Resolve only applies to review items. */
+    assert_int_equal(es_store_resolve(f->s, c[1].id, "x", &err), ES_EINVAL);
+    assert_int_equal(es_store_resolve(f->s, c[0].id, "fixed by hand", NULL), ES_OK);
+    assert_int_equal(es_store_replay(f->s, c[1].id, "after fix", NULL), ES_OK);
+    es_err_clear(&err);
+    assert_int_equal(es_store_replay(f->s, c[0].id, NULL, &err), ES_EINVAL); /* done now */
+    st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_REVIEW], 0);
+    assert_int_equal(st.count[ES_CHANGE_DEAD], 0);
+    assert_int_equal(st.count[ES_CHANGE_DONE], 1);
+    assert_int_equal(st.count[ES_CHANGE_PENDING], 1);
+    struct es_change g;
+    assert_int_equal(es_store_get(f->s, c[1].id, &g, NULL), ES_OK);
+    assert_int_equal(g.state, ES_CHANGE_PENDING);
+    assert_int_equal(g.attempts, 0);
+    assert_string_equal(g.note, "after fix");
+    es_change_release(&g);
+    struct es_audit *a = NULL;
+    size_t na = 0;
+    assert_int_equal(es_store_audit(f->s, c[1].id, 10, &a, &na, NULL), ES_OK);
+    assert_int_equal(na, 2);
+    assert_int_equal(a[0].state, ES_CHANGE_DEAD);
+    assert_int_equal(a[1].state, ES_CHANGE_PENDING);
+    es_free(a);
+    es_err_clear(&err);
+    assert_int_equal(es_store_get(f->s, 999, &g, &err), ES_ENOTFOUND);
+    es_changes_free(c, n);
+}
+
+static void test_xref_fingerprint(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "S1", "1");
+    struct es_change *c = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 60000, &c, &n, NULL), ES_OK);
+    struct es_xref_in x = {"customer", "crm", "S1", "erp", "T9", "abc123"};
+    struct es_outcome o = {.id = c[0].id, .lease = c[0].lease, .state = ES_CHANGE_DONE, .xref = &x};
+    assert_int_equal(es_store_complete(f->s, &o, 1, 1001, NULL), ES_OK);
+    char *id = NULL;
+    assert_int_equal(es_store_xref_lookup(f->s, "customer", "crm", "S1", "erp", &id, NULL), ES_OK);
+    assert_string_equal(id, "T9");
+    es_free(id);
+    assert_int_equal(es_store_xref_lookup(f->s, "customer", "erp", "T9", "crm", &id, NULL), ES_OK);
+    assert_string_equal(id, "S1");
+    es_free(id);
+    assert_int_equal(es_store_xref_lookup(f->s, "customer", "crm", "S2", "erp", &id, NULL),
+                     ES_ENOTFOUND);
+    char *fp = NULL;
+    assert_int_equal(es_store_fingerprint_get(f->s, "customer", "erp", "T9", &fp, NULL), ES_OK);
+    assert_string_equal(fp, "abc123");
+    es_free(fp);
+    es_changes_free(c, n);
+}
+
+static void test_recover_and_reopen(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "k1", "1");
+    enqueue1(f->s, "a", "k2", "1");
+    struct es_change *c = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 1, 1000, 600000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    es_changes_free(c, n);
+    es_store_close(f->s); /* as if the process died holding the lease */
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_store_open(f->url, &f->s, &err), ES_OK);
+    assert_int_equal(stats(f->s, "a").count[ES_CHANGE_LEASED], 1);
+    size_t rec = 0;
+    assert_int_equal(es_store_recover(f->s, &rec, NULL), ES_OK);
+    assert_int_equal(rec, 1);
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_LEASED], 0);
+    assert_int_equal(st.count[ES_CHANGE_PENDING], 2);
+}
+
+static void test_pause(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "k1", "1");
+    assert_int_equal(es_store_flow_pause(f->s, "a", "auth: refused", NULL), ES_OK);
+    struct es_change *c = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 60000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 0);
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.paused, 1);
+    assert_string_equal(st.pause_reason, "auth: refused");
+    assert_int_equal(es_store_flow_pause(f->s, "a", NULL, NULL), ES_OK);
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 60000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    es_changes_free(c, n);
+}
+
+static void test_bad_urls(void **state)
+{
+    (void)state;
+    struct es_store *s = NULL;
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_store_open("mysql:x", &s, &err), ES_ECONFIG);
+    es_err_clear(&err);
+    assert_int_equal(es_store_open("sqlite:/nonexistent-dir/x/y.db", &s, &err), ES_ESTORE);
+    assert_null(s);
+    assert_int_equal(es_change_state_from_name("review"), ES_CHANGE_REVIEW);
+    assert_string_equal(es_change_state_name(ES_CHANGE_DEAD), "dead");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_idempotent_enqueue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry_and_lost_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_per_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_review_dead_replay_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_xref_fingerprint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
+        cmocka_unit_test(test_bad_urls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
