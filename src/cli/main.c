@@ -15,6 +15,8 @@ const struct es_cli_command es_cli_commands[] = {
      es_cli_validate},
     {"config-docs", "", "print the reference of every configuration key (Markdown)",
      es_cli_config_docs},
+    {"map", "CONFIG FLOW", "map NDJSON records on stdin through a flow's mapping", es_cli_map},
+    {"test", "CONFIG [FILE.test...]", "run mapping fixtures offline", es_cli_test},
     {"version", "", "print the version", es_cli_version},
     {"help", "[COMMAND]", "show this help, or one command's", es_cli_help},
     {NULL, NULL, NULL, NULL},

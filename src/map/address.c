@@ -49,7 +49,7 @@ static const char *const unit_words[] = {
     "esc",   "scala",      "interno",  "int",       "bte",        "boîte",       "bus",
     "m",     "lok",        "lokal",    "bp",        "cedex",      "appartement", "bâtiment",
     "bat",   "étage",      "#",        "lgh",       "tür",        "top",         "stiege",
-    "stg",   NULL};
+    "stg",   "hs",         "kamer",    NULL};
 
 static int is_unit_word(const char *s, size_t n)
 {
@@ -206,8 +206,8 @@ static struct parsed parse_after(struct span line)
     struct span tok[MAX_TOKENS];
     size_t nt = tokenize(line, tok, MAX_TOKENS);
     for (size_t k = nt; k-- > 1;) {
-        if (!is_number_token(tok[k])) {
-            continue;
+        if (!is_number_token(tok[k]) || is_unit_word(tok[k - 1].s, tok[k - 1].n)) {
+            continue; /* "Stiege 2", "bte 3": the number of a unit, not of the house */
         }
         size_t end = k + 1;
         int comma = tok[k].s[tok[k].n - 1] == ',';

@@ -189,6 +189,13 @@ static void push_value(lua_State *L, struct es_mv *v, int depth)
     }
 }
 
+static int pair_less(const struct es_mv_pair *a, const struct es_mv_pair *b)
+{
+    size_t n = a->klen < b->klen ? a->klen : b->klen;
+    int c = memcmp(a->key, b->key, n);
+    return c < 0 || (c == 0 && a->klen < b->klen);
+}
+
 static struct es_mv *to_value(lua_State *L, int idx, struct es_arena *a, int depth)
 {
     size_t n;
@@ -233,6 +240,17 @@ static struct es_mv *to_value(lua_State *L, int idx, struct es_arena *a, int dep
                 es_mv_set(a, obj, s, n, to_value(L, -1, a, depth + 1));
             }
             lua_pop(L, 1);
+        }
+        /* Lua tables have no order: sort keys so the same result is always the same JSON
+         * (echo fingerprints compare it). */
+        for (size_t i = 1; i < obj->u.obj.n; i++) {
+            struct es_mv_pair p = obj->u.obj.pairs[i];
+            size_t j = i;
+            while (j > 0 && pair_less(&p, &obj->u.obj.pairs[j - 1])) {
+                obj->u.obj.pairs[j] = obj->u.obj.pairs[j - 1];
+                j--;
+            }
+            obj->u.obj.pairs[j] = p;
         }
         return obj;
     }

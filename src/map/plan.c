@@ -502,12 +502,14 @@ static int apply_format(struct es_eval *ev, const struct rule *r, struct es_mv *
         *v = es_mv_str(ev->arena, buf, n);
         return ES_OK;
     }
-    if ((*v)->kind == MV_NUM) {
-        /* format: "0.00" -> two places */
+    if ((*v)->kind == MV_NUM || (*v)->kind == MV_STR) {
+        /* format: "0.00" -> a number with two places */
         const char *dot = strchr(r->format, '.');
         int places = dot ? (int)strlen(dot + 1) : 0;
         struct es_dec d, rd;
-        if (es_mv_num_dec(*v, &d) == ES_OK && es_dec_round(d, places, &rd) == ES_OK) {
+        int ok = (*v)->kind == MV_NUM ? es_mv_num_dec(*v, &d) == ES_OK
+                                      : es_dec_parse((*v)->u.str.s, (*v)->u.str.n, &d) == ES_OK;
+        if (ok && es_dec_round(d, places, &rd) == ES_OK) {
             *v = es_mv_dec(ev->arena, rd);
         }
     }
