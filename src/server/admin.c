@@ -82,7 +82,7 @@ static enum MHD_Result store_error(struct es_server *srv, struct MHD_Connection 
     unsigned status = e->code == ES_ENOTFOUND ? 404 : e->code == ES_EINVAL ? 409 : 503;
     if (status == 503) {
         struct es_log_ctx lc = {NULL, "server"};
-        es_log(&lc, ES_LOG_ERROR, "route=/api code=%s msg=\"%s\"", es_code_name(e->code), e->msg);
+        es_log(&lc, ES_LOG_ERROR, "admin API: %s: %s", es_code_name(e->code), e->msg);
     }
     return es__reply_error(srv, conn, req, status, "%s", e->msg);
 }
@@ -247,7 +247,7 @@ static enum MHD_Result change_action(struct es_server *srv, struct MHD_Connectio
         return store_error(srv, conn, req, &e);
     }
     struct es_log_ctx lc = {NULL, "server"};
-    es_log(&lc, ES_LOG_INFO, "msg=\"change %" PRId64 " %s through the admin API\"", id,
+    es_log(&lc, ES_LOG_INFO, "change %" PRId64 " %s through the admin API", id,
            resolve ? "resolved" : "replayed");
     return es__reply_json(
         srv, conn, req, 200,
@@ -332,7 +332,7 @@ static enum MHD_Result pause_flow(struct es_server *srv, struct MHD_Connection *
         return store_error(srv, conn, req, &e);
     }
     struct es_log_ctx lc = {flow, NULL};
-    es_log(&lc, ES_LOG_INFO, "msg=\"flow %s through the admin API\"", pause ? "paused" : "resumed");
+    es_log(&lc, ES_LOG_INFO, "flow %s through the admin API", pause ? "paused" : "resumed");
     return es__reply_json(srv, conn, req, 200,
                           json_pack("{s:s, s:b}", "flow", flow, "paused", pause));
 }
@@ -377,10 +377,10 @@ enum MHD_Result es__admin_handle(struct es_server *srv, struct MHD_Connection *c
 {
     if (!authorized(srv, conn)) {
         struct es_log_ctx lc = {NULL, "server"};
-        es_log(&lc, ES_LOG_WARN, "route=/api status=401 method=%s path=%s msg=\"%s\"", method, url,
-               srv->admin_token ? "missing or wrong bearer token" : "admin token not configured");
+        es_log(&lc, ES_LOG_WARN, "admin API %s %s refused (401): %s", method, url,
+               srv->admin_token ? "no valid Authorization header" : "no admin token configured");
         return es__reply_error(srv, conn, req, 401,
-                               srv->admin_token ? "missing or wrong bearer token"
+                               srv->admin_token ? "missing or wrong admin token"
                                                 : "the admin API has no token (set "
                                                   "server.admin_token_env and its variable)");
     }

@@ -375,8 +375,7 @@ enum MHD_Result es__metrics_handle(struct es_server *srv, struct MHD_Connection 
     es_buf_printf(&b, "erpsync_store_up %d\n", store_ok);
     if (!store_ok) {
         struct es_log_ctx lc = {NULL, "server"};
-        es_log(&lc, ES_LOG_WARN, "route=/metrics code=%s msg=\"store: %s\"", es_code_name(e.code),
-               e.msg);
+        es_log(&lc, ES_LOG_WARN, "metrics: store: %s: %s", es_code_name(e.code), e.msg);
     }
     size_t len = b.len;
     char *text = es_buf_detach(&b, &len);
@@ -440,8 +439,7 @@ enum MHD_Result es__healthz_handle(struct es_server *srv, struct MHD_Connection 
                              reasons, "flows", flows);
     if (!ok) {
         struct es_log_ctx lc = {NULL, "server"};
-        es_log(&lc, ES_LOG_DEBUG, "route=/healthz status=503 reasons=%zu",
-               json_array_size(reasons));
+        es_log(&lc, ES_LOG_DEBUG, "healthz: unhealthy (%zu reasons)", json_array_size(reasons));
     }
     return es__reply_json(srv, conn, req, ok ? 200 : 503, body);
 }

@@ -163,7 +163,7 @@ static size_t route_limit(const struct es_server *srv, int route)
 static enum MHD_Result too_big(struct es_server *srv, struct MHD_Connection *conn,
                                struct es__req *req)
 {
-    es_log(&log_ctx, ES_LOG_WARN, "route=%s status=413 msg=\"request body over %zu bytes\"",
+    es_log(&log_ctx, ES_LOG_WARN, "request to %s refused (413): body over %zu bytes",
            es__route_name(srv, req->route), req->body.max);
     return es__reply_error(srv, conn, req, 413, "request body is larger than %zu bytes",
                            req->body.max);
@@ -367,7 +367,7 @@ int es_server_start(const struct es_config *cfg, struct es_engine *engine, struc
         srv->admin_token = es_config_secret(cfg->server.admin_token_env);
         if (!srv->admin_token) {
             es_log(&log_ctx, ES_LOG_WARN,
-                   "msg=\"%s is not set: the admin API answers 401 to every request\"",
+                   "%s is not set: the admin API answers 401 to every request",
                    cfg->server.admin_token_env);
         }
     }
@@ -400,7 +400,7 @@ int es_server_start(const struct es_config *cfg, struct es_engine *engine, struc
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
-    es_log(&log_ctx, ES_LOG_INFO, "msg=\"listening\" listen=%s port=%u webhooks=%zu",
+    es_log(&log_ctx, ES_LOG_INFO, "listening on %s (port %u), %zu webhook endpoint(s)",
            cfg->server.listen, (unsigned)srv->port, srv->nhooks);
     *out = srv;
     return ES_OK;

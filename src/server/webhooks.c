@@ -23,7 +23,7 @@ static enum MHD_Result refuse(struct es_server *srv, struct MHD_Connection *conn
 {
     struct es_log_ctx lc = {NULL, req->hook->sys->name};
     es_log(&lc, status >= 500 ? ES_LOG_ERROR : ES_LOG_WARN,
-           "route=%s status=%u code=%s bytes=%zu msg=\"%s\"", req->hook->sys->webhook.path, status,
+           "webhook %s refused (%u %s, %zu bytes): %s", req->hook->sys->webhook.path, status,
            es_code_name(e->code), req->body.len, e->msg);
     return es__reply_error(srv, conn, req, status, "%s", e->msg);
 }
