@@ -221,7 +221,13 @@ int es_sf_soql_changes(struct es_buf *b, const char *fields, const char *object,
 
 int es_sf_limit_info(const char *hdr, long *used, long *max)
 {
-    const char *p = hdr ? strstr(hdr, "api-usage=") : NULL;
+    const char *p = hdr;
+    while (p && (p = strstr(p, "api-usage=")) != NULL) {
+        if (p == hdr || p[-1] == ' ' || p[-1] == ';' || p[-1] == ',') {
+            break; /* not the tail of per-app-api-usage */
+        }
+        p += 10;
+    }
     if (!p) {
         return 0;
     }

@@ -437,8 +437,9 @@ static void fp_value(uint64_t *h, json_t *v)
         }
         fnv(h, "{", 1);
         for (size_t i = 0; i < k; i++) {
-            if (strcmp(keys[i], "__metadata") == 0) {
-                continue;
+            json_t *child = json_object_get(v, keys[i]);
+            if (strcmp(keys[i], "__metadata") == 0 || json_object_get(child, "__deferred")) {
+                continue; /* metadata and unexpanded navigation stubs are not content */
             }
             fnv(h, keys[i], strlen(keys[i]) + 1);
             fp_value(h, json_object_get(v, keys[i]));
