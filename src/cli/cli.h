@@ -21,6 +21,8 @@ int es_cli_validate(int argc, char **argv);
 int es_cli_config_docs(int argc, char **argv);
 int es_cli_help(int argc, char **argv);
 int es_cli_version(int argc, char **argv);
+int es_cli_describe(int argc, char **argv);
+int es_cli_ping(int argc, char **argv);
 int es_cli_map(int argc, char **argv);
 int es_cli_test(int argc, char **argv);
 
