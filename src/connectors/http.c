@@ -383,6 +383,17 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 
 /* ---- construction ------------------------------------------------------------------- */
 
+/* Options that follow the settings (set again when es_http_new changes verify_tls). */
+static void apply_limits(struct es_http *h)
+{
+    CURL *c = h->curl;
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->verify_tls ? 1L : 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->verify_tls ? 2L : 0L);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_response);
+}
+
 static struct es_http *alloc_client(const char *base, long timeout_ms, long connect_timeout_ms,
                                     size_t max_response, struct es_err *err)
 {
@@ -404,6 +415,18 @@ static struct es_http *alloc_client(const char *base, long timeout_ms, long conn
     h->max_response = max_response ? max_response : 64u * 1024u * 1024u;
     h->verify_tls = 1;
     es_strlcpy(h->name, "http", sizeof h->name);
+    CURL *c = h->curl;
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, ""); /* cookie engine on (SAP sessions) */
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "erpsync/" ES_VERSION);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    apply_limits(h);
     return h;
 }
 
@@ -444,6 +467,7 @@ int es_http_new(const struct es_system_cfg *cfg, struct es_http **out, struct es
         return ES_EINTERNAL;
     }
     h->verify_tls = cfg->verify_tls;
+    apply_limits(h);
     es_strlcpy(h->name, cfg->name, sizeof h->name);
     const struct es_auth_cfg *a = &cfg->auth;
     const char *m = a->method ? a->method : "none";
@@ -612,35 +636,25 @@ static int perform(struct es_http *h, const struct es_http_req_opts *rq, const c
     }
     hl = curl_slist_append(hl, "Expect:");
 
-    curl_easy_reset(c);
+    /* No curl_easy_reset(): it would drop the cookie engine's state we rely on (SAP
+     * sessions). Options that differ per request are all set (or cleared) here. */
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->verify_tls ? 1L : 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->verify_tls ? 2L : 0L);
-    curl_easy_setopt(c, CURLOPT_COOKIEFILE, ""); /* cookie engine on (SAP sessions) */
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "erpsync/" ES_VERSION);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_response);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     if (h->auth == AUTH_BASIC && !rq->no_auth) {
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(c, CURLOPT_USERNAME, es_config_secret(h->basic_user_env));
         curl_easy_setopt(c, CURLOPT_PASSWORD, es_config_secret(h->basic_pw_env));
-    }
-    if (strcmp(method, "GET") == 0 && !rq->body) {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else {
+        curl_easy_setopt(c, CURLOPT_USERNAME, NULL);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, NULL);
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0 || rq->body) {
         if (strcmp(method, "POST") != 0) {
             curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         }
