@@ -13,12 +13,14 @@ extern const struct es_connector es_connector_memory;
 extern const struct es_connector es_connector_postgres;
 extern const struct es_connector es_connector_salesforce;
 extern const struct es_connector es_connector_sap_odata;
+extern const struct es_connector es_connector_tryton;
 
 static const struct es_connector *const registry[] = {
     &es_connector_memory,
     &es_connector_postgres,
     &es_connector_salesforce,
     &es_connector_sap_odata,
+    &es_connector_tryton,
 };
 
 const struct es_connector *es_connector_find(const char *name)
