@@ -62,8 +62,12 @@ static int is_unit_word(const char *s, size_t n)
     if (s[0] == '#') {
         return 1; /* "#5" */
     }
+    if (n > 11) {
+        return 0; /* longer than every unit word */
+    }
+    unsigned char c0 = (unsigned char)tolower((unsigned char)s[0]);
     for (const char *const *w = unit_words; *w; w++) {
-        if (strlen(*w) == n && strncasecmp(*w, s, n) == 0) {
+        if ((unsigned char)(*w)[0] == c0 && strnlen(*w, n + 1) == n && strncasecmp(*w, s, n) == 0) {
             return 1;
         }
     }
@@ -291,19 +295,25 @@ static int starts_with_unit(struct span line)
     return is_unit_word(tok[0].s, tok[0].n);
 }
 
-static void put_part(struct es_buf *out, struct span s)
+static void put_part(struct es_addr_parts *out, struct span s)
 {
     if (!s.n) {
         return;
     }
-    if (out->len) {
-        (void)es_buf_append(out, ", ", 2);
+    size_t room = sizeof out->supplement - 1 - out->supplement_n;
+    if (out->supplement_n && room >= 2) {
+        memcpy(out->supplement + out->supplement_n, ", ", 2);
+        out->supplement_n += 2;
+        room -= 2;
     }
-    (void)es_buf_append(out, s.s, s.n);
+    size_t k = s.n < room ? s.n : room;
+    memcpy(out->supplement + out->supplement_n, s.s, k);
+    out->supplement_n += k;
+    out->supplement[out->supplement_n] = '\0';
 }
 
-void es_addr_split(const char *block, size_t n, const char *country, size_t clen,
-                   enum es_addr_part part, struct es_buf *out)
+void es_addr_parse(const char *block, size_t n, const char *country, size_t clen,
+                   struct es_addr_parts *out)
 {
     struct span lines[MAX_LINES];
     size_t nl = 0, i = 0;
@@ -353,20 +363,34 @@ void es_addr_split(const char *block, size_t n, const char *country, size_t clen
             }
         }
     }
+    out->street = sp.street.s;
+    out->street_n = sp.street.n;
+    out->number = sp.number.s;
+    out->number_n = sp.number.n;
+    out->supplement_n = 0;
+    out->supplement[0] = '\0';
+    put_part(out, sp.rest);
+    for (size_t k = 0; k < nl; k++) {
+        if ((int)k != street_at) {
+            put_part(out, lines[k]);
+        }
+    }
+}
+
+void es_addr_split(const char *block, size_t n, const char *country, size_t clen,
+                   enum es_addr_part part, struct es_buf *out)
+{
+    struct es_addr_parts p;
+    es_addr_parse(block, n, country, clen, &p);
     switch (part) {
     case ES_ADDR_STREET:
-        (void)es_buf_append(out, sp.street.s, sp.street.n);
+        (void)es_buf_append(out, p.street, p.street_n);
         break;
     case ES_ADDR_HOUSE_NUMBER:
-        (void)es_buf_append(out, sp.number.s, sp.number.n);
+        (void)es_buf_append(out, p.number, p.number_n);
         break;
     case ES_ADDR_SUPPLEMENT:
-        put_part(out, sp.rest);
-        for (size_t k = 0; k < nl; k++) {
-            if ((int)k != street_at) {
-                put_part(out, lines[k]);
-            }
-        }
+        (void)es_buf_append(out, p.supplement, p.supplement_n);
         break;
     }
 }

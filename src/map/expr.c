@@ -38,7 +38,7 @@ struct node {
     struct es_mv *lit;
     struct es_path path;
     const struct builtin *fn;
-    const struct es_table_cfg *table;
+    struct es_ctable *table;
     char *name; /* lua function, xref entity */
     struct es_lua *lua;
     struct node **args;
@@ -611,12 +611,11 @@ static int b_lookup(struct es_eval *ev, const struct node *n, struct es_mv **a, 
         *out = na > 2 ? a[2] : &es_mv_null_value;
         return ES_OK;
     }
-    const struct es_table_cfg *t = n->table;
-    for (size_t i = 0; t && i < t->count; i++) {
-        if (strlen(t->keys[i]) == len && memcmp(t->keys[i], s, len) == 0) {
-            *out = es_mv_str_ref(ev->arena, t->values[i], strlen(t->values[i]));
-            return ES_OK;
-        }
+    const char *v;
+    size_t vn;
+    if (es_ctable_find(n->table, s, len, &v, &vn)) {
+        *out = es_mv_str_ref(ev->arena, v, vn);
+        return ES_OK;
     }
     *out = na > 2 ? a[2] : &es_mv_null_value;
     return ES_OK;
@@ -665,9 +664,33 @@ static int addr_part(struct es_eval *ev, struct es_mv **a, enum es_addr_part par
     if (rc) {
         return rc;
     }
-    es_buf_reset(&ev->tmp);
-    es_addr_split(s, len, c, cl, part, &ev->tmp);
-    *out = ev->tmp.len ? str_out(ev, ev->tmp.data, ev->tmp.len) : &es_mv_null_value;
+    /* The same block and country as the previous call (street, number, supplement of one
+     * record): reuse the split. */
+    if (!(ev->addr_block == s && ev->addr_block_n == len && ev->addr_country_n == cl &&
+          (cl == 0 || (ev->addr_country && memcmp(ev->addr_country, c, cl) == 0)))) {
+        es_addr_parse(s, len, c, cl, &ev->addr);
+        ev->addr_block = s;
+        ev->addr_block_n = len;
+        ev->addr_country = c ? es_arena_strndup(ev->arena, c, cl) : NULL;
+        ev->addr_country_n = cl;
+    }
+    const char *p = NULL;
+    size_t n = 0;
+    switch (part) {
+    case ES_ADDR_STREET:
+        p = ev->addr.street;
+        n = ev->addr.street_n;
+        break;
+    case ES_ADDR_HOUSE_NUMBER:
+        p = ev->addr.number;
+        n = ev->addr.number_n;
+        break;
+    case ES_ADDR_SUPPLEMENT:
+        p = ev->addr.supplement;
+        n = ev->addr.supplement_n;
+        break;
+    }
+    *out = n ? str_out(ev, p, n) : &es_mv_null_value;
     return ES_OK;
 }
 
@@ -743,6 +766,47 @@ static const struct builtin builtins[] = {
     {"address_join", 4, 4, b_addr_join, "address_join(street, number, supplement, country)"},
     {NULL, 0, 0, NULL, NULL},
 };
+
+/* ---- tables ---- */
+
+struct es_ctable *es_ctable_new(const struct es_table_cfg *t)
+{
+    struct es_ctable *c = es_xcalloc(1, sizeof *c);
+    c->cfg = t;
+    c->n = t->count;
+    c->keys = t->keys;
+    c->values = t->values;
+    c->klen = es_xcalloc(t->count + 1, sizeof *c->klen);
+    c->vlen = es_xcalloc(t->count + 1, sizeof *c->vlen);
+    for (size_t i = 0; i < t->count; i++) {
+        c->klen[i] = strlen(t->keys[i]);
+        c->vlen[i] = strlen(t->values[i]);
+    }
+    return c;
+}
+
+void es_ctable_free(struct es_ctable *t)
+{
+    if (!t) {
+        return;
+    }
+    es_free(t->klen);
+    es_free(t->vlen);
+    es_free(t);
+}
+
+int es_ctable_find(const struct es_ctable *t, const char *key, size_t n, const char **v, size_t *vn)
+{
+    for (size_t i = 0; t && i < t->n; i++) {
+        if (t->klen[i] == n && (n == 0 || t->keys[i][0] == key[0]) &&
+            memcmp(t->keys[i], key, n) == 0) {
+            *v = t->values[i];
+            *vn = t->vlen[i];
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* ---- paths ---- */
 
@@ -1176,7 +1240,9 @@ static struct node *parse_call(struct parser *p, size_t pos, const char *name, s
             }
             call->name = es_xstrndup(a0->lit->u.str.s, a0->lit->u.str.n);
             if (b->fn == b_lookup) {
-                call->table = p->ctx->cfg ? es_config_table(p->ctx->cfg, call->name) : NULL;
+                const struct es_table_cfg *t =
+                    p->ctx->cfg ? es_config_table(p->ctx->cfg, call->name) : NULL;
+                call->table = t ? es_ctable_new(t) : NULL;
                 if (!call->table) {
                     perr(p, a0->pos, "lookup: unknown table '%s'", call->name);
                     return NULL;
@@ -1477,6 +1543,7 @@ void es_expr_free(struct es_expr *e)
     for (size_t i = 0; i < e->nall; i++) {
         struct node *nd = e->all[i];
         es_path_release(&nd->path);
+        es_ctable_free(nd->table);
         es_free(nd->args);
         es_free(nd->name);
         es_free(nd);

@@ -89,6 +89,10 @@ struct es_mv *es_mv_get(const struct es_mv *obj, const char *key, size_t klen);
 /* Sets (replaces) an object field; key is copied. */
 void es_mv_set(struct es_arena *a, struct es_mv *obj, const char *key, size_t klen,
                struct es_mv *v);
+/* Appends a field without looking for an existing one; key is borrowed (must outlive the
+ * value: plan keys do). */
+void es_mv_push(struct es_arena *a, struct es_mv *obj, const char *key, size_t klen,
+                struct es_mv *v);
 int es_mv_is_null(const struct es_mv *v);
 
 /* JSON text -> value (yajl). Returns ES_OK or ES_EPOISON with a message in err. */
@@ -129,6 +133,29 @@ size_t es_date_format(const struct es_date *d, const char *fmt, char *out, size_
 /* Days since 1970-01-01 for a proleptic Gregorian date and back. */
 int64_t es_days_from_civil(int64_t y, unsigned m, unsigned d);
 void es_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+
+/* A lookup table of the config with key lengths precomputed (compiled once per use). */
+struct es_ctable {
+    const struct es_table_cfg *cfg;
+    size_t n;
+    const char **keys, **values;
+    size_t *klen, *vlen;
+};
+struct es_ctable *es_ctable_new(const struct es_table_cfg *t);
+void es_ctable_free(struct es_ctable *t);
+/* Finds key; returns 1 and the value, or 0. */
+int es_ctable_find(const struct es_ctable *t, const char *key, size_t n, const char **v,
+                   size_t *vn);
+
+/* A street block split once into its three parts (spans into the block). */
+struct es_addr_parts {
+    const char *street, *number;
+    size_t street_n, number_n;
+    char supplement[512];
+    size_t supplement_n;
+};
+void es_addr_parse(const char *block, size_t n, const char *country, size_t clen,
+                   struct es_addr_parts *out);
 
 /* Addresses (address.c). Each writes its part of the block into out (arena string). */
 enum es_addr_part { ES_ADDR_STREET, ES_ADDR_HOUSE_NUMBER, ES_ADDR_SUPPLEMENT };
@@ -172,6 +199,10 @@ struct es_eval {
     struct es_map_failure *fail;
     long star; /* current index for [*], -1 when none */
     struct es_buf tmp;
+    /* The last street block split (address_* are usually called three times in a row). */
+    const char *addr_block, *addr_country;
+    size_t addr_block_n, addr_country_n;
+    struct es_addr_parts addr;
 };
 
 /* Compiles text. On error returns ES_ECONFIG with msg and *err_off = byte offset in text. */

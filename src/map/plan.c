@@ -31,11 +31,12 @@ struct rule {
     int required;
     long long max_length;
     int on_overflow; /* 0 truncate, 1 reject */
-    const struct es_table_cfg *table;
+    struct es_ctable *table;
     int unmapped; /* 0 reject, 1 keep, 2 default */
     int type;
     const char *format;
     const struct es_path *star; /* source list for a [*] target */
+    int fresh_key;              /* one-segment target no other rule writes: append directly */
 };
 
 struct es_map_plan {
@@ -167,7 +168,8 @@ static int compile_rule(struct es_map_plan *plan, const struct es_node *key,
         r->type = sh.type;
         r->format = sh.format;
         if (sh.table) {
-            r->table = plan->cfg ? es_config_table(plan->cfg, sh.table) : NULL;
+            const struct es_table_cfg *t = plan->cfg ? es_config_table(plan->cfg, sh.table) : NULL;
+            r->table = t ? es_ctable_new(t) : NULL;
             if (!r->table) {
                 diag_at(diags, plan->cfg, es_node_get(val, "table"), 0, "unknown table '%s'",
                         sh.table);
@@ -235,6 +237,7 @@ static void plan_free_rules(struct es_map_plan *plan)
         es_path_release(&r->from);
         es_expr_free(r->expr);
         es_expr_free(r->when);
+        es_ctable_free(r->table);
     }
     es_free(plan->rules);
 }
@@ -294,6 +297,17 @@ int es_map_compile(const struct es_config *cfg, const struct es_flow_cfg *flow,
         errors += compile_rule(plan, m->pairs[i].key, m->pairs[i].value, &plan->rules[i], diags);
         plan->nrules = i + 1;
     }
+    for (size_t i = 0; i < plan->nrules && !errors; i++) {
+        struct rule *r = &plan->rules[i];
+        r->fresh_key = r->target.n == 1 && r->target.segs[0].key != NULL;
+        for (size_t k = 0; k < plan->nrules && r->fresh_key; k++) {
+            const struct es_path_seg *o = &plan->rules[k].target.segs[0];
+            if (k != i && o->key && o->klen == r->target.segs[0].klen &&
+                memcmp(o->key, r->target.segs[0].key, o->klen) == 0) {
+                r->fresh_key = 0;
+            }
+        }
+    }
     for (size_t i = plan->nrules; i < m->count && errors && !es_diags_full(diags); i++) {
         /* keep reporting the remaining rules' errors */
         struct rule tmp;
@@ -302,6 +316,7 @@ int es_map_compile(const struct es_config *cfg, const struct es_flow_cfg *flow,
         es_path_release(&tmp.from);
         es_expr_free(tmp.expr);
         es_expr_free(tmp.when);
+        es_ctable_free(tmp.table);
     }
     if (!errors && flow->schema && !flow->schema->is_null) {
         if (es_map_schema_from_node(flow->schema, cfg && cfg->doc ? cfg->doc->text : NULL,
@@ -484,16 +499,6 @@ static int convert(struct es_eval *ev, const struct rule *r, long star, struct e
     }
 }
 
-static struct es_mv *table_get(const struct es_table_cfg *t, const char *s, size_t n)
-{
-    for (size_t i = 0; i < t->count; i++) {
-        if (strlen(t->keys[i]) == n && memcmp(t->keys[i], s, n) == 0) {
-            return (struct es_mv *)t->values[i];
-        }
-    }
-    return NULL;
-}
-
 static int apply_format(struct es_eval *ev, const struct rule *r, struct es_mv **v)
 {
     char buf[128];
@@ -517,8 +522,12 @@ static int apply_format(struct es_eval *ev, const struct rule *r, struct es_mv *
 }
 
 static void set_path(struct es_arena *a, struct es_mv *root, const struct es_path *p, long star,
-                     struct es_mv *v)
+                     struct es_mv *v, int fresh_key)
 {
+    if (fresh_key) {
+        es_mv_push(a, root, p->segs[0].key, p->segs[0].klen, v);
+        return;
+    }
     struct es_mv *cur = root;
     for (size_t i = 0; i < p->n; i++) {
         const struct es_path_seg *seg = &p->segs[i];
@@ -594,18 +603,20 @@ static int run_rule(struct es_eval *ev, const struct rule *r, long star, struct 
         const char *s;
         size_t n;
         const char *mapped = NULL;
+        size_t mn = 0;
+        int found = 0;
         if (es_mv_text(ev->arena, v, &s, &n)) {
-            mapped = (const char *)table_get(r->table, s, n);
+            found = es_ctable_find(r->table, s, n, &mapped, &mn);
         } else {
             s = "?";
             n = 1;
         }
-        if (mapped) {
-            v = es_mv_str_ref(ev->arena, mapped, strlen(mapped));
+        if (found) {
+            v = es_mv_str_ref(ev->arena, mapped, mn);
         } else if (r->unmapped == 0) {
             return rule_fail(ev, r, star, "table", ES_EVALIDATION,
                              "value '%.*s' is not in table '%s'", (int)(n > 80 ? 80 : n), s,
-                             r->table->name);
+                             r->table->cfg->name);
         } else if (r->unmapped == 2) {
             v = r->default_val ? r->default_val : &es_mv_null_value;
         }
@@ -639,7 +650,7 @@ static int run_rule(struct es_eval *ev, const struct rule *r, long star, struct 
         return rule_fail(ev, r, star, "required", ES_EVALIDATION, "required field is empty");
     }
     if (!es_mv_is_null(v)) {
-        set_path(ev->arena, outrec, &r->target, star, v);
+        set_path(ev->arena, outrec, &r->target, star, v, r->fresh_key);
     }
     return ES_OK;
 }

@@ -103,6 +103,12 @@ static void obj_push(struct es_arena *a, struct es_mv *obj, const char *key, siz
     p->val = v;
 }
 
+void es_mv_push(struct es_arena *a, struct es_mv *obj, const char *key, size_t klen,
+                struct es_mv *v)
+{
+    obj_push(a, obj, key, klen, v);
+}
+
 struct es_mv *es_mv_get(const struct es_mv *obj, const char *key, size_t klen)
 {
     if (!obj || obj->kind != MV_OBJ) {
@@ -269,6 +275,10 @@ int es_mv_parse(struct es_arena *a, const char *json, size_t len, struct es_mv *
         } else {
             unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)json, len);
             size_t off = yajl_get_bytes_consumed(h);
+            size_t ml = strlen((const char *)msg);
+            while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' ' || msg[ml - 1] == '.')) {
+                msg[--ml] = '\0';
+            }
             es_err_set(err, ES_EPOISON, "invalid JSON at byte %zu: %s", off, (const char *)msg);
             yajl_free_error(h, msg);
         }
@@ -284,6 +294,64 @@ int es_mv_parse(struct es_arena *a, const char *json, size_t len, struct es_mv *
 }
 
 /* ---- writer ---- */
+
+static int write_str(struct es_buf *b, const char *s, size_t n)
+{
+    int rc = es_buf_reserve(b, n * 6 + 3);
+    if (rc) {
+        return rc;
+    }
+    char *o = b->data + b->len;
+    *o++ = '"';
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        memcpy(o, s + run, i - run);
+        o += i - run;
+        run = i + 1;
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        default: {
+            static const char hex[] = "0123456789abcdef";
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+        }
+    }
+    memcpy(o, s + run, n - run);
+    o += n - run;
+    *o++ = '"';
+    *o = '\0';
+    b->len = (size_t)(o - b->data);
+    return ES_OK;
+}
 
 static int write_num(struct es_buf *b, const struct es_mv *v)
 {
@@ -307,10 +375,10 @@ int es_mv_write(struct es_buf *b, const struct es_mv *v)
     case MV_NUM:
         return write_num(b, v);
     case MV_STR:
-        return es_buf_json_str(b, v->u.str.s, v->u.str.n);
+        return write_str(b, v->u.str.s, v->u.str.n);
     case MV_DATE: {
         size_t n = es_date_format(&v->u.date, NULL, tmp, sizeof tmp);
-        return es_buf_json_str(b, tmp, n);
+        return write_str(b, tmp, n);
     }
     case MV_ARR:
         rc = es_buf_putc(b, '[');
@@ -331,7 +399,7 @@ int es_mv_write(struct es_buf *b, const struct es_mv *v)
                 rc = es_buf_putc(b, ',');
             }
             if (rc == ES_OK) {
-                rc = es_buf_json_str(b, p->key, p->klen);
+                rc = write_str(b, p->key, p->klen);
             }
             if (rc == ES_OK) {
                 rc = es_buf_putc(b, ':');
