@@ -9,6 +9,7 @@
 #include "core/mem.h"
 
 /* One extern per connector file (alphabetical). */
+extern const struct es_connector es_connector_csv;
 extern const struct es_connector es_connector_memory;
 extern const struct es_connector es_connector_postgres;
 extern const struct es_connector es_connector_salesforce;
@@ -16,6 +17,7 @@ extern const struct es_connector es_connector_sap_odata;
 extern const struct es_connector es_connector_tryton;
 
 static const struct es_connector *const registry[] = {
+    &es_connector_csv,
     &es_connector_memory,
     &es_connector_postgres,
     &es_connector_salesforce,
