@@ -1279,13 +1279,9 @@ static size_t collect_cb(char *p, size_t size, size_t n, void *data)
 }
 
 /* POSTs one notification; returns 1 when acknowledged. */
-static int deliver(const struct odelivery *d, long *status, char *why, size_t whycap)
+static int deliver(CURL *h, const struct odelivery *d, long *status, char *why, size_t whycap)
 {
-    CURL *h = curl_easy_init();
-    if (!h) {
-        es_strlcpy(why, "curl_easy_init failed", whycap);
-        return 0;
-    }
+    curl_easy_reset(h);
     struct curl_slist *hl = NULL;
     char line[512];
     snprintf(line, sizeof line, "Content-Type: %s", d->ctype);
@@ -1336,7 +1332,6 @@ static int deliver(const struct odelivery *d, long *status, char *why, size_t wh
     }
     es_buf_release(&rb);
     curl_slist_free_all(hl);
-    curl_easy_cleanup(h);
     return ok;
 }
 
@@ -1349,7 +1344,8 @@ static char *col_dup(sqlite3_stmt *st, int i)
 static void *outbox_main(void *arg)
 {
     struct sb_server *s = arg;
-    while (!s->stopping) {
+    CURL *h = curl_easy_init(); /* one handle: connections are reused */
+    while (!s->stopping && h) {
         struct odelivery batch[16];
         int n = 0;
         sb_lock(s);
@@ -1381,7 +1377,7 @@ static void *outbox_main(void *arg)
             struct odelivery *d = &batch[i];
             long status = 0;
             char why[256];
-            int ok = !s->stopping && deliver(d, &status, why, sizeof why);
+            int ok = !s->stopping && deliver(h, d, &status, why, sizeof why);
             int64_t wait = s->obase_ms;
             for (int a = 0; a < d->attempts && wait < s->omax_ms; a++) {
                 wait *= 2;
@@ -1428,6 +1424,7 @@ static void *outbox_main(void *arg)
         }
         pthread_mutex_unlock(&s->omu);
     }
+    curl_easy_cleanup(h);
     return NULL;
 }
 

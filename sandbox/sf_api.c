@@ -519,9 +519,9 @@ static void updated_deleted(struct sf_ctx *c, const struct sf_call *call, struct
         return;
     }
     start -= start % 1000;
-    end -= end % 60000; /* seconds are truncated; latestDateCovered is on a minute */
+    end -= end % 60000; /* seconds of the arguments are truncated */
     if (end > now) {
-        end = now - now % 60000;
+        end = now - now % 1000 + 1000; /* covered up to the current second */
     }
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(c->db,
