@@ -62,6 +62,15 @@ struct es_server {
     uint64_t *counts; /* [nroutes][ES__NSTATUS], updated with atomic adds */
     int64_t started_ms;
     struct es__outcome_tail *tail; /* metrics.c: outcome counters read from the audit */
+    /* webhooks.c: the queue of parsed webhooks waiting for one shared engine enqueue. */
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    struct es__req *q_head, *q_tail;
+    int q_stop;    /* es_server_stop asked the batcher to finish */
+    int q_stopped; /* the batcher has finished: webhooks answer 503 */
+    int q_started;
+    pthread_t batcher;
+    uint64_t commits; /* engine enqueue rounds of the batcher (atomic) */
 };
 
 /* One request in flight (MHD's per-connection request context). */
@@ -71,6 +80,14 @@ struct es__req {
     struct es_buf body;    /* max = the route's body limit */
     int too_big;
     int64_t t0_us; /* es__mono_us() at the first call */
+    /* webhooks.c: a parsed webhook waiting for (state 1) or past (state 2) its commit. */
+    int state;
+    struct MHD_Connection *conn;
+    struct es_batch batch;
+    struct es_http_reply reply;
+    int rc;
+    struct es_err err;
+    struct es__req *next;
 };
 
 /* Queues status with body (owned, freed with es_free; may be NULL) and counts it. */
@@ -101,6 +118,12 @@ enum MHD_Result es__admin_handle(struct es_server *srv, struct MHD_Connection *c
                                  struct es__req *req, const char *method, const char *url);
 
 struct es__outcome_tail;
+/* webhooks.c: starts / drains and stops the thread that commits queued webhooks. */
+int es__webhooks_start(struct es_server *srv, struct es_err *err);
+void es__webhooks_stop(struct es_server *srv);
+/* webhooks.c: releases what a webhook request holds (called when the request ends). */
+void es__webhook_release(struct es__req *req);
+
 /* metrics.c: sets up / frees the outcome counters (reads the newest audit id). */
 void es__metrics_init(struct es_server *srv);
 void es__metrics_free(struct es_server *srv);

@@ -215,6 +215,10 @@ static void server_metrics(struct es_server *srv, struct es_buf *b)
         es_buf_printf(b, "\"} %" PRIu64 "\n",
                       __atomic_load_n(&srv->hooks[i].records, __ATOMIC_RELAXED));
     }
+    head(b, "erpsync_webhook_commits_total", "counter",
+         "Journal commits of webhook records (records / commits = group commit size).");
+    es_buf_printf(b, "erpsync_webhook_commits_total %" PRIu64 "\n",
+                  __atomic_load_n(&srv->commits, __ATOMIC_RELAXED));
     head(b, "erpsync_webhook_duration_seconds", "histogram",
          "Time from request to answer of accepted webhooks (includes the journal commit).");
     for (size_t i = 0; i < srv->nhooks; i++) {

@@ -26,9 +26,9 @@ struct es_server;
 
 /**
  * Starts the server on cfg->server.listen ("host:port"; port 0 picks a free port, see
- * es_server_port()), one thread per connection (up to 1024): a webhook waits for the engine's
- * group commit, and waiting requests must not block each other. cfg->server.threads is not
- * used yet (it will size a polling pool once the engine offers an asynchronous enqueue).
+ * es_server_port()) with a pool of cfg->server.threads epoll threads, plus one batcher thread
+ * that commits the webhooks queued meanwhile with one engine enqueue per flow (webhook
+ * connections are suspended until their commit, so no thread waits for an fsync).
  * Opens one connector instance per webhook system whose connector has parse_webhook.
  * Errors: ES_ECONFIG (bad listen address, webhook without hmac_secret_env, secret env unset),
  * ES_EIO (cannot bind). OUT: *out, stop with es_server_stop().

@@ -489,7 +489,7 @@ static int one_notification(const struct elem *n, size_t i, struct es_batch *out
 
 static int read_outbound(const char *body, size_t len, struct es_batch *out, struct es_err *err)
 {
-    const char *p, *end;
+    const char *p = NULL, *end = NULL;
     int rc = notifications(body, len, &p, &end, err);
     if (rc != ES_OK) {
         return rc;

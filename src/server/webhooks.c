@@ -105,9 +105,154 @@ static unsigned status_of(enum es_code code)
     }
 }
 
+/* ---- The batcher: one engine enqueue for every webhook that arrived meanwhile ---------- */
+
+/* Commits the queued requests of one hook (list linked by next), one enqueue per flow. */
+static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es__req *list)
+{
+    size_t total = 0;
+    for (struct es__req *r = list; r; r = r->next) {
+        total += r->batch.count;
+    }
+    /* A view of every record of these requests, in arrival order: the entries are shallow
+     * copies (the strings and JSON stay owned by each request's batch). */
+    struct es_batch all = {0};
+    all.items = es_xmalloc((total ? total : 1) * sizeof *all.items);
+    for (struct es__req *r = list; r; r = r->next) {
+        memcpy(all.items + all.count, r->batch.items, r->batch.count * sizeof *all.items);
+        all.count += r->batch.count;
+    }
+    all.cap = all.count;
+    struct es_err e;
+    es_err_clear(&e);
+    int rc = ES_OK;
+    /* When a later flow fails, the senders retry and the changes committed for the earlier
+     * flows are recognised as known (flow, key, version): nothing is doubled. */
+    for (size_t i = 0; i < hook->nflows && rc == ES_OK && total > 0; i++) {
+        rc = es_engine_enqueue(srv->engine, srv->cfg->flows[hook->flows[i]].name, &all, &e);
+    }
+    es_free(all.items);
+    __atomic_fetch_add(&srv->commits, 1, __ATOMIC_RELAXED);
+    if (rc == ES_OK) {
+        __atomic_fetch_add(&hook->records, (uint64_t)total, __ATOMIC_RELAXED);
+    }
+    for (struct es__req *r = list, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        r->rc = rc;
+        r->err = e;
+        r->state = 2;
+        MHD_resume_connection(r->conn);
+    }
+}
+
+static void *batcher_main(void *arg)
+{
+    struct es_server *srv = arg;
+    pthread_mutex_lock(&srv->q_lock);
+    for (;;) {
+        while (!srv->q_head && !srv->q_stop) {
+            pthread_cond_wait(&srv->q_cond, &srv->q_lock);
+        }
+        if (!srv->q_head) {
+            break;
+        }
+        struct es__req *list = srv->q_head;
+        srv->q_head = srv->q_tail = NULL;
+        pthread_mutex_unlock(&srv->q_lock);
+        /* Split by hook (keeping arrival order inside each), then commit each group. */
+        while (list) {
+            struct es__hook *hook = list->hook;
+            struct es__req *mine = NULL, **mine_tail = &mine, *rest = NULL, **rest_tail = &rest;
+            for (struct es__req *r = list, *next; r; r = next) {
+                next = r->next;
+                r->next = NULL;
+                if (r->hook == hook) {
+                    *mine_tail = r;
+                    mine_tail = &r->next;
+                } else {
+                    *rest_tail = r;
+                    rest_tail = &r->next;
+                }
+            }
+            commit_hook(srv, hook, mine);
+            list = rest;
+        }
+        pthread_mutex_lock(&srv->q_lock);
+    }
+    srv->q_stopped = 1;
+    pthread_mutex_unlock(&srv->q_lock);
+    return NULL;
+}
+
+int es__webhooks_start(struct es_server *srv, struct es_err *err)
+{
+    pthread_mutex_init(&srv->q_lock, NULL);
+    pthread_cond_init(&srv->q_cond, NULL);
+    if (pthread_create(&srv->batcher, NULL, batcher_main, srv) != 0) {
+        pthread_cond_destroy(&srv->q_cond);
+        pthread_mutex_destroy(&srv->q_lock);
+        return es_err_set(err, ES_EINTERNAL, "cannot start the webhook batcher thread");
+    }
+    srv->q_started = 1;
+    return ES_OK;
+}
+
+void es__webhooks_stop(struct es_server *srv)
+{
+    if (!srv->q_started) {
+        return;
+    }
+    pthread_mutex_lock(&srv->q_lock);
+    srv->q_stop = 1;
+    pthread_cond_signal(&srv->q_cond);
+    pthread_mutex_unlock(&srv->q_lock);
+    pthread_join(srv->batcher, NULL);
+    pthread_cond_destroy(&srv->q_cond);
+    pthread_mutex_destroy(&srv->q_lock);
+    srv->q_started = 0;
+}
+
+void es__webhook_release(struct es__req *req)
+{
+    es_batch_release(&req->batch);
+    es_http_reply_release(&req->reply);
+}
+
+/* The answer once the batcher has committed (or failed to commit) the request. */
+static enum MHD_Result answer(struct es_server *srv, struct MHD_Connection *conn,
+                              struct es__req *req)
+{
+    struct es__hook *hook = req->hook;
+    if (req->rc != ES_OK) { /* not stored: the sender must retry later */
+        return refuse(srv, conn, req, 503, &req->err);
+    }
+    enum MHD_Result mr;
+    if (req->reply.body || req->reply.status) {
+        unsigned st = req->reply.status ? (unsigned)req->reply.status : 200;
+        size_t len = req->reply.body ? strlen(req->reply.body) : 0;
+        mr = es__reply(srv, conn, req, st,
+                       req->reply.content_type[0] ? req->reply.content_type : NULL, req->reply.body,
+                       len);
+        req->reply.body = NULL;
+    } else if (hook->sys->webhook.format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
+        mr = es__reply(srv, conn, req, 200, "text/xml; charset=utf-8",
+                       es_xstrdup(es_webhook_outbound_ack), strlen(es_webhook_outbound_ack));
+    } else {
+        char *body =
+            es_xasprintf("{\"accepted\":%zu,\"flows\":%zu}", req->batch.count, hook->nflows);
+        mr = es__reply(srv, conn, req, 202, "application/json", body, strlen(body));
+    }
+    observe(hook, req);
+    return mr;
+}
+
 enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection *conn,
                                    struct es__req *req, const char *method, const char *url)
 {
+    if (req->state == 2) {
+        return answer(srv, conn, req);
+    }
     struct es__hook *hook = req->hook;
     const struct es_webhook_cfg *wh = &hook->sys->webhook;
     struct es_err e;
@@ -136,51 +281,42 @@ enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection 
                    hook->sys->name);
         return refuse(srv, conn, req, 404, &e);
     }
-
-    struct es_batch batch;
-    es_batch_init(&batch);
-    struct es_http_reply reply = {0};
+    es_batch_init(&req->batch);
     int rc;
     if (hook->has_parse) {
-        rc = parse_with_connector(hook, conn, req, method, url, &batch, &reply, &e);
+        rc = parse_with_connector(hook, conn, req, method, url, &req->batch, &req->reply, &e);
     } else if (wh->format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
-        rc = es_webhook_parse_outbound(req->body.data, req->body.len, &batch, &e);
+        rc = es_webhook_parse_outbound(req->body.data, req->body.len, &req->batch, &e);
     } else {
-        rc = es_webhook_parse_json(req->body.data, req->body.len, &batch, &e);
+        rc = es_webhook_parse_json(req->body.data, req->body.len, &req->batch, &e);
     }
-    enum MHD_Result mr;
     if (rc != ES_OK) {
-        mr = refuse(srv, conn, req, status_of(e.code), &e);
-        goto done;
+        return refuse(srv, conn, req, status_of(e.code), &e);
     }
-
-    /* Durable before the answer: the engine returns after the journal commit. One call per
-     * flow; when a later one fails the sender retries the whole request and the changes
-     * already committed are recognised as known (flow, key, version). */
-    for (size_t i = 0; i < hook->nflows && batch.count > 0; i++) {
-        rc = es_engine_enqueue(srv->engine, srv->cfg->flows[hook->flows[i]].name, &batch, &e);
-        if (rc != ES_OK) {
-            mr = refuse(srv, conn, req, status_of(e.code), &e);
-            goto done;
-        }
+    if (req->batch.count == 0) { /* e.g. a CDC event of another object: nothing to keep */
+        req->state = 2;
+        req->rc = ES_OK;
+        return answer(srv, conn, req);
     }
-    __atomic_fetch_add(&hook->records, (uint64_t)batch.count, __ATOMIC_RELAXED);
-    if (reply.body || reply.status) {
-        unsigned st = reply.status ? (unsigned)reply.status : 200;
-        size_t len = reply.body ? strlen(reply.body) : 0;
-        mr = es__reply(srv, conn, req, st, reply.content_type[0] ? reply.content_type : NULL,
-                       reply.body, len);
-        reply.body = NULL;
-    } else if (wh->format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
-        mr = es__reply(srv, conn, req, 200, "text/xml; charset=utf-8",
-                       es_xstrdup(es_webhook_outbound_ack), strlen(es_webhook_outbound_ack));
+    /* Durable before the answer: park the connection until the batcher has committed. The
+     * check of q_stopped and the suspension happen under q_lock, so a request is either
+     * queued for a batcher that will answer it, or refused now. */
+    pthread_mutex_lock(&srv->q_lock);
+    if (srv->q_stop || srv->q_stopped) {
+        pthread_mutex_unlock(&srv->q_lock);
+        es_err_set(&e, ES_EINTERNAL, "erpsync is stopping");
+        return refuse(srv, conn, req, 503, &e);
+    }
+    req->state = 1;
+    req->conn = conn;
+    MHD_suspend_connection(conn);
+    if (srv->q_tail) {
+        srv->q_tail->next = req;
     } else {
-        char *body = es_xasprintf("{\"accepted\":%zu,\"flows\":%zu}", batch.count, hook->nflows);
-        mr = es__reply(srv, conn, req, 202, "application/json", body, strlen(body));
+        srv->q_head = req;
     }
-    observe(hook, req);
-done:
-    es_http_reply_release(&reply);
-    es_batch_release(&batch);
-    return mr;
+    srv->q_tail = req;
+    pthread_cond_signal(&srv->q_cond);
+    pthread_mutex_unlock(&srv->q_lock);
+    return MHD_YES;
 }
