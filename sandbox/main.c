@@ -16,6 +16,7 @@ static const struct sb_emulator {
 } emulators[] = {
     /* One line per emulator: {"salesforce", "...", sb_salesforce_main}, */
     {"salesforce", "Salesforce REST API: OAuth, sObjects, SOQL, Bulk 2.0", sb_salesforce_main},
+    {"sap", "SAP S/4HANA OData v2: A2X services, CSRF, ETags, $batch, credit check", sb_sap_main},
     {NULL, NULL, NULL},
 };
 
