@@ -35,6 +35,7 @@
 #define TOKEN  "test-admin-token-456"
 #define FLOW   "customer-to-erp"
 #define BAD    "customer-to-bad"
+#define OMFLOW "om-to-erp"
 
 static char g_dir[64];
 static char g_base[64];
@@ -186,10 +187,13 @@ static int setup(void **state)
         "  crm:\n"
         "    connector: memory\n"
         "    webhook: {path: /hooks/crm, hmac_secret_env: ES_TEST_HOOK_SECRET, max_body: 4KiB}\n"
+        "  om:\n"
+        "    connector: memory\n"
+        "    webhook: {path: /hooks/om, format: outbound_message}\n"
         "  erp: {connector: memory}\n"
         "  bad: {connector: memory, options: {fail_every: 1}}\n"
         "entities:\n"
-        "  customer: {objects: {crm: Account, erp: Customer, bad: BadCustomer}}\n"
+        "  customer: {objects: {crm: Account, om: OmAccount, erp: Customer, bad: BadCustomer}}\n"
         "flows:\n"
         "  " FLOW ":\n"
         "    entity: customer\n"
@@ -203,7 +207,9 @@ static int setup(void **state)
         "    to: bad\n"
         "    trigger: {realtime: true}\n"
         "    retry: {max_attempts: 2, base: 10ms, max: 20ms}\n"
-        "    map: {name: Name}\n",
+        "    map: {name: Name}\n"
+        "  " OMFLOW ": {entity: customer, from: om, to: erp, trigger: {realtime: true},"
+        " map: {name: Name}}\n",
         g_dir);
     struct es_diags d;
     es_diags_init(&d);
@@ -306,6 +312,44 @@ static void test_webhook_refused(void **state)
     assert_int_equal(journal_count(NULL, ES_CHANGE_STATE_LAST), before);
 }
 
+#define OM_MESSAGE(n1, n2)                                                                         \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                                 \
+    "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" "               \
+    "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>"                       \
+    "<notifications xmlns=\"http://soap.sforce.com/2005/09/outbound\">"                            \
+    "<OrganizationId>00D000000000001</OrganizationId><ActionId>04k000000000001</ActionId>"         \
+    "<SessionId xsi:nil=\"true\"/>"                                                                \
+    "<Notification><Id>" n1 "</Id><sObject xsi:type=\"sf:Account\" "                               \
+    "xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\"><sf:Id>001OM1</sf:Id>"                    \
+    "<sf:Name>Om One</sf:Name></sObject></Notification>"                                           \
+    "<Notification><Id>" n2 "</Id><sObject xsi:type=\"sf:Account\" "                               \
+    "xmlns:sf=\"urn:sobject.enterprise.soap.sforce.com\"><sf:Id>001OM2</sf:Id>"                    \
+    "<sf:Name>Om Two</sf:Name></sObject></Notification>"                                           \
+    "</notifications></soapenv:Body></soapenv:Envelope>"
+
+static void test_outbound_message(void **state)
+{
+    (void)state;
+    const char *om = OM_MESSAGE("04l0000000000A1", "04l0000000000A2");
+    const char *hs[] = {"Content-Type: text/xml; charset=utf-8", "SOAPAction: \"\"", NULL};
+    struct resp r = http("POST", "/hooks/om", om, strlen(om), hs);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "<Ack>true</Ack>"));
+    es_free(r.body);
+    assert_int_equal(journal_count(OMFLOW, ES_CHANGE_STATE_LAST), 2);
+    /* Salesforce redelivers the same notifications: acknowledged, recognised as known. */
+    expect_status(http("POST", "/hooks/om", om, strlen(om), hs), 200);
+    assert_int_equal(journal_count(OMFLOW, ES_CHANGE_STATE_LAST), 2);
+    /* Not an Outbound Message: 400, nothing kept. */
+    const char *soap = "<soapenv:Envelope><soapenv:Body><other/></soapenv:Body></soapenv:Envelope>";
+    expect_status(http("POST", "/hooks/om", soap, strlen(soap), hs), 400);
+    const char *json = "{\"id\":\"001OM3\",\"data\":{}}";
+    expect_status(http("POST", "/hooks/om", json, strlen(json), hs), 400);
+    assert_int_equal(journal_count(OMFLOW, ES_CHANGE_STATE_LAST), 2);
+    wait_count(OMFLOW, ES_CHANGE_DONE, 2);
+    assert_int_equal(es_memory_count("Customer"), 5); /* A1, A2, A3 and the two accounts */
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -361,7 +405,7 @@ static void test_admin_auth(void **state)
     assert_int_equal(r.status, 200);
     json_t *j = json_of(&r);
     json_t *flows = json_object_get(j, "flows");
-    assert_int_equal(json_array_size(flows), 2);
+    assert_int_equal(json_array_size(flows), 3);
     json_t *f0 = json_array_get(flows, 0);
     assert_string_equal(json_string_value(json_object_get(f0, "name")), FLOW);
     assert_string_equal(json_string_value(json_object_get(f0, "from")), "crm");
@@ -496,6 +540,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_webhook_accepted),
         cmocka_unit_test(test_webhook_refused),
+        cmocka_unit_test(test_outbound_message),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_admin_auth),
         cmocka_unit_test(test_admin_dead_and_review),
