@@ -17,10 +17,14 @@ free_port() {
     echo "no free port" >&2
     exit 1
 }
-export ERPSYNC_PG_DIR=$state ERPSYNC_PG_PORT
+# The cluster lives under /tmp: as root it runs as user postgres, which may not reach the
+# build tree (a clone under /root). $state only records where it is.
+mkdir -p "$state"
+export ERPSYNC_PG_DIR ERPSYNC_PG_PORT
+ERPSYNC_PG_DIR=$(mktemp -d /tmp/erpsync-pg-test.XXXXXX)
 ERPSYNC_PG_PORT=$(free_port)
-"$root/scripts/pg-sandbox" stop 2> /dev/null || true
-trap '"$root/scripts/pg-sandbox" stop || true' EXIT
+echo "$ERPSYNC_PG_DIR" > "$state/last-cluster"
+trap '"$root/scripts/pg-sandbox" destroy || true' EXIT
 "$root/scripts/pg-sandbox" start
 "$root/scripts/pg-sandbox" createdb conn_test
 export ERPSYNC_PG_URL="postgres://postgres@127.0.0.1:$ERPSYNC_PG_PORT/conn_test"
