@@ -413,6 +413,22 @@ size_t es_date_format(const struct es_date *d, const char *fmt, char *out, size_
     }
     out[0] = '\0';
     if (!fmt || strcmp(fmt, "iso") == 0) {
+        if (d->kind == ES_DATE_DATE && p.y >= 0 && p.y <= 9999 && cap > 10) {
+            /* the common case, without printf */
+            unsigned y = (unsigned)p.y;
+            out[0] = (char)('0' + y / 1000);
+            out[1] = (char)('0' + y / 100 % 10);
+            out[2] = (char)('0' + y / 10 % 10);
+            out[3] = (char)('0' + y % 10);
+            out[4] = '-';
+            out[5] = (char)('0' + p.mo / 10);
+            out[6] = (char)('0' + p.mo % 10);
+            out[7] = '-';
+            out[8] = (char)('0' + p.d / 10);
+            out[9] = (char)('0' + p.d % 10);
+            out[10] = '\0';
+            return 10;
+        }
         if (d->kind == ES_DATE_DATE) {
             n = (size_t)snprintf(out, cap, "%04lld-%02u-%02u", (long long)p.y, p.mo, p.d);
         } else if (d->kind == ES_DATE_TIME) {

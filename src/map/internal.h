@@ -69,6 +69,7 @@ struct es_mv {
         struct {
             struct es_mv_pair *pairs;
             size_t n, cap;
+            size_t cursor; /* where the last lookup hit: records share a field order */
         } obj;
         struct es_date date;
     } u;

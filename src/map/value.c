@@ -6,6 +6,7 @@
  * they were written with, and the writer emits compact JSON. Conversions to and from jansson
  * serve the engine's json_t boundary.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
@@ -114,9 +115,15 @@ struct es_mv *es_mv_get(const struct es_mv *obj, const char *key, size_t klen)
     if (!obj || obj->kind != MV_OBJ) {
         return NULL;
     }
-    for (size_t i = 0; i < obj->u.obj.n; i++) {
+    /* Rules read fields in about the order records carry them: start after the last hit. */
+    size_t n = obj->u.obj.n;
+    size_t start = obj->u.obj.cursor < n ? obj->u.obj.cursor : 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = start + k < n ? start + k : start + k - n;
         const struct es_mv_pair *p = &obj->u.obj.pairs[i];
-        if (p->klen == klen && memcmp(p->key, key, klen) == 0) {
+        if (p->klen == klen && (klen == 0 || p->key[0] == key[0]) &&
+            memcmp(p->key, key, klen) == 0) {
+            ((struct es_mv *)obj)->u.obj.cursor = i + 1;
             return p->val;
         }
     }
@@ -141,6 +148,8 @@ void es_mv_set(struct es_arena *a, struct es_mv *obj, const char *key, size_t kl
 
 struct pstate {
     struct es_arena *a;
+    const char *text; /* the input: strings without escapes are referenced, not copied */
+    size_t text_len;
     struct es_mv *stack[PARSE_MAX_DEPTH];
     int depth;
     const char *key;
@@ -176,11 +185,22 @@ static int cb_bool(void *ctx, int b)
     return add_value(p, es_mv_bool(p->a, b));
 }
 
+/* yajl hands strings without escapes as pointers into the input, which outlives the
+ * evaluation: those are referenced; decoded ones (escapes) live in yajl's buffer and are
+ * copied. */
+static const char *keep(struct pstate *p, const char *s, size_t n)
+{
+    if (s >= p->text && s + n <= p->text + p->text_len) {
+        return s;
+    }
+    return es_arena_strndup(p->a, s, n);
+}
+
 static int cb_number(void *ctx, const char *s, size_t n)
 {
     struct pstate *p = ctx;
     struct es_mv *v = es_mv_new(p->a, MV_NUM);
-    v->u.num.raw = es_arena_strndup(p->a, s, n);
+    v->u.num.raw = keep(p, s, n);
     v->u.num.rawlen = n;
     return add_value(p, v);
 }
@@ -188,7 +208,7 @@ static int cb_number(void *ctx, const char *s, size_t n)
 static int cb_string(void *ctx, const unsigned char *s, size_t n)
 {
     struct pstate *p = ctx;
-    return add_value(p, es_mv_str(p->a, (const char *)s, n));
+    return add_value(p, es_mv_str_ref(p->a, keep(p, (const char *)s, n), n));
 }
 
 static int push(struct pstate *p, enum es_mv_kind kind)
@@ -211,7 +231,7 @@ static int cb_start_map(void *ctx)
 static int cb_map_key(void *ctx, const unsigned char *s, size_t n)
 {
     struct pstate *p = ctx;
-    p->key = es_arena_strndup(p->a, (const char *)s, n);
+    p->key = keep(p, (const char *)s, n);
     p->klen = n;
     return 1;
 }
@@ -263,6 +283,8 @@ int es_mv_parse(struct es_arena *a, const char *json, size_t len, struct es_mv *
     struct pstate p;
     memset(&p, 0, sizeof p);
     p.a = a;
+    p.text = json;
+    p.text_len = len;
     yajl_alloc_funcs af = {ya_malloc, ya_realloc, ya_free, a};
     yajl_handle h = yajl_alloc(&callbacks, &af, &p);
     yajl_status st = yajl_parse(h, (const unsigned char *)json, len);
@@ -295,30 +317,74 @@ int es_mv_parse(struct es_arena *a, const char *json, size_t len, struct es_mv *
 
 /* ---- writer ---- */
 
-static int write_str(struct es_buf *b, const char *s, size_t n)
+/* An upper bound of the bytes es_mv_write produces for v. */
+static size_t write_bound(const struct es_mv *v)
 {
-    int rc = es_buf_reserve(b, n * 6 + 3);
-    if (rc) {
-        return rc;
+    size_t n = 0;
+    switch (v ? v->kind : MV_NULL) {
+    case MV_NULL:
+    case MV_BOOL:
+        return 5;
+    case MV_NUM:
+        return v->u.num.raw ? v->u.num.rawlen : 48;
+    case MV_STR:
+        return v->u.str.n * 6 + 2;
+    case MV_DATE:
+        return 64 * 6 + 2;
+    case MV_ARR:
+        n = 2;
+        for (size_t i = 0; i < v->u.arr.n; i++) {
+            n += write_bound(v->u.arr.items[i]) + 1;
+        }
+        return n;
+    case MV_OBJ:
+        n = 2;
+        for (size_t i = 0; i < v->u.obj.n; i++) {
+            n += v->u.obj.pairs[i].klen * 6 + 4 + write_bound(v->u.obj.pairs[i].val);
+        }
+        return n;
     }
-    char *o = b->data + b->len;
+    return 0;
+}
+
+/* 8 bytes at a time: does any byte need an escape (< 0x20, '"', '\\')? */
+static int word_needs_escape(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t lt20 = (x - ones * 0x20) & ~x;
+    uint64_t q = x ^ (ones * '"');
+    uint64_t bs = x ^ (ones * '\\');
+    return ((lt20 | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs) != 0;
+}
+
+static char *put_str(char *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
     *o++ = '"';
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0, run = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!word_needs_escape(w)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
+            i++;
             continue;
         }
         memcpy(o, s + run, i - run);
         o += i - run;
         run = i + 1;
+        i++;
         *o++ = '\\';
         switch (c) {
         case '"':
-            *o++ = '"';
-            break;
         case '\\':
-            *o++ = '\\';
+            *o++ = (char)c;
             break;
         case '\n':
             *o++ = 'n';
@@ -335,82 +401,88 @@ static int write_str(struct es_buf *b, const char *s, size_t n)
         case '\f':
             *o++ = 'f';
             break;
-        default: {
-            static const char hex[] = "0123456789abcdef";
+        default:
             *o++ = 'u';
             *o++ = '0';
             *o++ = '0';
             *o++ = hex[c >> 4];
             *o++ = hex[c & 15];
-        }
+            break;
         }
     }
     memcpy(o, s + run, n - run);
     o += n - run;
     *o++ = '"';
-    *o = '\0';
-    b->len = (size_t)(o - b->data);
-    return ES_OK;
+    return o;
 }
 
-static int write_num(struct es_buf *b, const struct es_mv *v)
+/* Writes v at o (room checked by the caller through write_bound). */
+static char *put_value(char *o, const struct es_mv *v)
 {
-    if (v->u.num.raw) {
-        return es_buf_append(b, v->u.num.raw, v->u.num.rawlen);
+    char tmp[64];
+    size_t n;
+    switch (v ? v->kind : MV_NULL) {
+    case MV_NULL:
+        memcpy(o, "null", 4);
+        return o + 4;
+    case MV_BOOL:
+        if (v->u.b) {
+            memcpy(o, "true", 4);
+            return o + 4;
+        }
+        memcpy(o, "false", 5);
+        return o + 5;
+    case MV_NUM:
+        if (v->u.num.raw) {
+            memcpy(o, v->u.num.raw, v->u.num.rawlen);
+            return o + v->u.num.rawlen;
+        }
+        n = es_dec_format(v->u.num.d, tmp, sizeof tmp);
+        memcpy(o, tmp, n);
+        return o + n;
+    case MV_STR:
+        return put_str(o, v->u.str.s, v->u.str.n);
+    case MV_DATE:
+        n = es_date_format(&v->u.date, NULL, tmp, sizeof tmp);
+        return put_str(o, tmp, n);
+    case MV_ARR:
+        *o++ = '[';
+        for (size_t i = 0; i < v->u.arr.n; i++) {
+            if (i) {
+                *o++ = ',';
+            }
+            o = put_value(o, v->u.arr.items[i]);
+        }
+        *o++ = ']';
+        return o;
+    case MV_OBJ:
+        *o++ = '{';
+        for (size_t i = 0; i < v->u.obj.n; i++) {
+            const struct es_mv_pair *p = &v->u.obj.pairs[i];
+            if (i) {
+                *o++ = ',';
+            }
+            o = put_str(o, p->key, p->klen);
+            *o++ = ':';
+            o = put_value(o, p->val);
+        }
+        *o++ = '}';
+        return o;
     }
-    char tmp[48];
-    size_t n = es_dec_format(v->u.num.d, tmp, sizeof tmp);
-    return es_buf_append(b, tmp, n);
+    return o;
 }
 
 int es_mv_write(struct es_buf *b, const struct es_mv *v)
 {
-    int rc = ES_OK;
-    char tmp[64];
-    switch (v ? v->kind : MV_NULL) {
-    case MV_NULL:
-        return es_buf_append(b, "null", 4);
-    case MV_BOOL:
-        return v->u.b ? es_buf_append(b, "true", 4) : es_buf_append(b, "false", 5);
-    case MV_NUM:
-        return write_num(b, v);
-    case MV_STR:
-        return write_str(b, v->u.str.s, v->u.str.n);
-    case MV_DATE: {
-        size_t n = es_date_format(&v->u.date, NULL, tmp, sizeof tmp);
-        return write_str(b, tmp, n);
+    size_t bound = write_bound(v);
+    int rc = es_buf_reserve(b, bound + 1);
+    if (rc) {
+        return rc;
     }
-    case MV_ARR:
-        rc = es_buf_putc(b, '[');
-        for (size_t i = 0; i < v->u.arr.n && rc == ES_OK; i++) {
-            if (i) {
-                rc = es_buf_putc(b, ',');
-            }
-            if (rc == ES_OK) {
-                rc = es_mv_write(b, v->u.arr.items[i]);
-            }
-        }
-        return rc ? rc : es_buf_putc(b, ']');
-    case MV_OBJ:
-        rc = es_buf_putc(b, '{');
-        for (size_t i = 0; i < v->u.obj.n && rc == ES_OK; i++) {
-            const struct es_mv_pair *p = &v->u.obj.pairs[i];
-            if (i) {
-                rc = es_buf_putc(b, ',');
-            }
-            if (rc == ES_OK) {
-                rc = write_str(b, p->key, p->klen);
-            }
-            if (rc == ES_OK) {
-                rc = es_buf_putc(b, ':');
-            }
-            if (rc == ES_OK) {
-                rc = es_mv_write(b, p->val);
-            }
-        }
-        return rc ? rc : es_buf_putc(b, '}');
-    }
-    return ES_EINTERNAL;
+    char *end = put_value(b->data + b->len, v);
+    b->len = (size_t)(end - b->data);
+    b->data[b->len] = '\0';
+    return ES_OK;
 }
 
 /* ---- jansson ---- */
