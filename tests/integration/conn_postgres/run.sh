@@ -25,6 +25,7 @@ ERPSYNC_PG_DIR=$(mktemp -d /tmp/erpsync-pg-test.XXXXXX)
 ERPSYNC_PG_PORT=$(free_port)
 echo "$ERPSYNC_PG_DIR" > "$state/last-cluster"
 trap '"$root/scripts/pg-sandbox" destroy || true' EXIT
+trap 'exit 1' INT TERM
 "$root/scripts/pg-sandbox" start
 "$root/scripts/pg-sandbox" createdb conn_test
 export ERPSYNC_PG_URL="postgres://postgres@127.0.0.1:$ERPSYNC_PG_PORT/conn_test"

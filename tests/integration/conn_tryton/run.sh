@@ -23,6 +23,7 @@ export ERPSYNC_TRYTON_DIR=$state ERPSYNC_TRYTON_PORT
 "$root/scripts/tryton-sandbox" stop
 ERPSYNC_TRYTON_PORT=$(free_port)
 trap '"$root/scripts/tryton-sandbox" stop || true' EXIT
+trap 'exit 1' INT TERM
 "$root/scripts/tryton-sandbox" start
 set -a
 # shellcheck disable=SC1091
