@@ -4,7 +4,9 @@
  * NDJSON to stdout, then prints records/s and peak RSS on stderr. Two JSON paths:
  *   --parser yajl     the streaming path (yajl events into an arena per record, our writer)
  *   --parser jansson  the json_t API path (json_loadb -> es_map_eval -> json_dumpb)
- * Usage: map_bench [--parser yajl|jansson] CONFIG FLOW < records.ndjson > out.ndjson
+ *   --parse-only      parse (and free) each record without mapping: the libraries' own cost
+ *                     (json-c cannot share a binary with jansson: bench/map_bench_jsonc.c)
+ * Usage: map_bench [--parser yajl|jansson] [--parse-only] CONFIG FLOW < in > out
  * bench/map_bench.sh runs it against jq, Python and Node.js peers (docs/benchmarks.md).
  */
 #include <jansson.h>
@@ -18,6 +20,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/mem.h"
+#include "map/internal.h"
 #include "map/map.h"
 
 static double now_s(void)
@@ -42,11 +45,15 @@ static int write_all(const char *p, size_t n)
 
 int main(int argc, char **argv)
 {
-    int use_jansson = 0;
+    int use_jansson = 0, parse_only = 0;
     int i = 1;
-    if (argc > 2 && strcmp(argv[1], "--parser") == 0) {
-        use_jansson = strcmp(argv[2], "jansson") == 0;
-        i = 3;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--parser") == 0 && i + 1 < argc) {
+            use_jansson = strcmp(argv[i + 1], "jansson") == 0;
+            i++;
+        } else if (strcmp(argv[i], "--parse-only") == 0) {
+            parse_only = 1;
+        }
     }
     if (argc - i != 2) {
         fprintf(stderr, "usage: map_bench [--parser yajl|jansson] CONFIG FLOW < in > out\n");
@@ -88,8 +95,18 @@ int main(int argc, char **argv)
             size_t end = nl ? (size_t)(nl - in) : len;
             if (end > start) {
                 records++;
-                int rc;
-                if (use_jansson) {
+                int rc = ES_OK;
+                if (parse_only) {
+                    if (use_jansson) {
+                        json_t *rec = json_loadb(in + start, end - start, 0, NULL);
+                        rc = rec ? ES_OK : ES_EPOISON;
+                        json_decref(rec);
+                    } else {
+                        struct es_mv *v = NULL;
+                        es_arena_reset(&arena);
+                        rc = es_mv_parse(&arena, in + start, end - start, &v, NULL);
+                    }
+                } else if (use_jansson) {
                     json_t *rec = json_loadb(in + start, end - start, 0, NULL);
                     json_t *res = NULL;
                     rc = rec ? es_map_eval(plan, rec, &res, &env, &fail) : ES_EPOISON;
@@ -141,10 +158,10 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     fprintf(stderr,
-            "map_bench parser=%s records=%zu failed=%zu seconds=%.3f records_per_s=%.0f "
+            "map_bench parser=%s%s records=%zu failed=%zu seconds=%.3f records_per_s=%.0f "
             "peak_rss_kib=%ld cpu_s=%.3f\n",
-            use_jansson ? "jansson" : "yajl", records, failed, secs, (double)records / secs,
-            ru.ru_maxrss,
+            use_jansson ? "jansson" : "yajl", parse_only ? " (parse only)" : "", records, failed,
+            secs, (double)records / secs, ru.ru_maxrss,
             (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
     es_arena_release(&arena);
