@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Webhook throughput with durability: wrk drives signed webhooks at erpsync on loopback and
+# Webhook throughput with durability: wrk drives signed webhooks at `erpsync run` on loopback and
 # the script prints accepted events/s and p50/p99 latency. Every 2xx is answered only after
 # the change is committed to the SQLite journal (synchronous=FULL, group commit); at the end
 # the script checks that the journal holds every accepted event.
@@ -8,7 +8,7 @@
 # Environment (defaults): DURATION=10 CONNS=32 WRK_THREADS=1 EVENTS=400000 WORKERS=2
 #   MODE=process   the flow's workers map and write every change while webhooks arrive
 #   MODE=ingest    the flow is paused (admin API) first: webhook -> journal commit only
-#   BIN=build/bench/bench/webhook_bench_server  DIR=(temp dir)  KEEP=0
+#   BIN=build/bench/erpsync  DIR=(temp dir)  KEEP=0
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -18,7 +18,7 @@ WRK_THREADS=${WRK_THREADS:-1}
 EVENTS=${EVENTS:-400000}
 WORKERS=${WORKERS:-2}
 MODE=${MODE:-process}
-BIN=${BIN:-$root/build/bench/bench/webhook_bench_server}
+BIN=${BIN:-$root/build/bench/erpsync}
 command -v wrk >/dev/null || { echo "webhook_bench: wrk is not installed (apt install wrk)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "webhook_bench: $BIN missing: run 'make bench' first" >&2; exit 1; }
 
@@ -74,13 +74,14 @@ with open(sys.argv[1], "w") as out:
         out.write("sha256=%s\t%s\n" % (sig, body))
 PY
 
-"$BIN" "$dir/bench.yaml" > "$dir/server.out" 2> "$dir/server.err" &
+"$BIN" --log-level info run "$dir/bench.yaml" > "$dir/server.out" 2> "$dir/server.err" &
 pid=$!
+port=""
 for _ in $(seq 1 100); do
-    grep -q '^listening' "$dir/server.out" 2>/dev/null && break
+    port=$(sed -n 's/.*listening on port \([0-9][0-9]*\).*/\1/p' "$dir/server.err" | head -n 1)
+    [ -n "$port" ] && break
     sleep 0.1
 done
-port=$(awk '/^listening/{print $2}' "$dir/server.out")
 [ -n "$port" ] || { echo "webhook_bench: server did not start:" >&2; cat "$dir/server.err" >&2; exit 1; }
 url="http://127.0.0.1:$port/hooks/crm"
 if [ "$MODE" = ingest ]; then
@@ -104,13 +105,18 @@ BODIES="$dir/bodies.tsv" WRK_THREADS=$WRK_THREADS \
     wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$here/webhook_bench.lua" "$url" \
     > "$dir/wrk.out"
 rss=$(awk '/^VmHWM/{print $2}' /proc/$pid/status)
-commits=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '/^erpsync_webhook_commits_total/{print $2}')
+curl -fsS "http://127.0.0.1:$port/metrics" > "$dir/metrics.txt"
 kill -TERM "$pid"
 wait "$pid" || true
 pid=""
 grep -E '^(requests|accepted_per_s)' "$dir/wrk.out"
 accepted=$(awk '/^requests/{print $4}' "$dir/wrk.out")
-read -r enq dup done_ pend < <(awk '/^flow customer-to-erp/{print $4, $6, $8, $10}' "$dir/server.out")
+m() { awk -v s="$1" '$1 == s {print $2}' "$dir/metrics.txt"; }
+commits=$(m erpsync_webhook_commits_total)
+enq=$(m 'erpsync_flow_enqueued_total{flow="customer-to-erp"}')
+dup=$(m 'erpsync_flow_duplicates_total{flow="customer-to-erp"}')
+done_=$(m 'erpsync_flow_records_done_total{flow="customer-to-erp"}')
+pend=$(m 'erpsync_flow_changes{flow="customer-to-erp",state="pending"}')
 echo "journal: enqueued $enq duplicates $dup done $done_ pending $pend; $commits webhook commits" \
      "($(( (enq + dup) / (commits > 0 ? commits : 1) )) events per commit); server peak RSS $((rss / 1024)) MiB"
 if [ "$((enq + dup))" -lt "$accepted" ]; then
