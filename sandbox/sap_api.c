@@ -919,8 +919,8 @@ static void so_complete(struct wctx *w, json_t *o, json_t *items)
             json_object_set_new(o, "TotalBlockStatus", json_string("B"));
             json_object_set_new(o, "DeliveryBlockReason", json_string("01"));
             snprintf(w->warning, sizeof w->warning,
-                     "Credit limit of customer %s exceeded: exposure %.2f, limit %.2f; "
-                     "document blocked for delivery",
+                     "Static credit check: credit limit exceeded (customer %s, exposure %.2f, "
+                     "limit %.2f); document blocked for delivery",
                      sold, exp, lim);
         } else {
             json_object_set_new(o, "TotalCreditCheckStatus", json_string("A"));
@@ -1227,7 +1227,7 @@ static void do_create(struct sap_ctx *c, const struct rq *r, struct target *t, s
             sb_resp_header(resp, "ETag", etag);
         }
         if (w.warning[0]) {
-            json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:[]}", "code", "V1/154", "message", w.warning,
+            json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:[]}", "code", "V1/150", "message", w.warning,
                                   "severity", "warning", "target", "", "details");
             char *ms = json_dumps(m, JSON_COMPACT);
             sb_resp_header(resp, "sap-message", ms);
