@@ -1160,9 +1160,12 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+static void install_signals(void);
+
 struct sb_server *sb_server_start(const struct sb_opts *o, const struct sb_app *app,
                                   struct es_err *err)
 {
+    install_signals(); /* a SIGTERM right after the "listening" line stops cleanly */
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -1220,7 +1223,7 @@ static void on_signal(int sig)
     g_signal = sig;
 }
 
-void sb_server_wait_signal(void)
+static void install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1228,8 +1231,14 @@ void sb_server_wait_signal(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+void sb_server_wait_signal(void)
+{
+    install_signals();
     while (!g_signal) {
-        pause();
+        struct timespec ts = {0, 100 * 1000000L}; /* no pause(): it could miss a signal */
+        nanosleep(&ts, NULL);
     }
 }
 

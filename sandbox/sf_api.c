@@ -17,7 +17,7 @@
 #include "core/mem.h"
 #include "sf_int.h"
 
-#define MAX_CURSORS 64
+#define MAX_CURSORS 16
 
 struct sf_cursor {
     char id[19];
@@ -211,6 +211,7 @@ static void oauth_revoke(struct sf_ctx *c, const struct sb_req *req, struct sb_r
     sqlite3_step(st);
     int n = sqlite3_changes(c->db);
     sqlite3_finalize(st);
+    memset(c->tcache, 0, sizeof c->tcache);
     if (!n) {
         oauth_error(resp, 400, "unsupported_token_type", "this token type is not supported");
         return;
@@ -234,14 +235,27 @@ static int authorized(struct sf_ctx *c, const struct sb_req *req)
     while (*h == ' ') {
         h++;
     }
+    int64_t now = sb_now_ms();
+    for (size_t i = 0; i < ES_ARRAY_LEN(c->tcache); i++) {
+        if (c->tcache[i].token[0] && strcmp(c->tcache[i].token, h) == 0) {
+            return c->tcache[i].expires > now;
+        }
+    }
     sqlite3_stmt *st = NULL;
     int ok = 0;
+    int64_t expires = 0;
     sqlite3_prepare_v2(c->db, "SELECT expires FROM token WHERE access=?1", -1, &st, NULL);
     sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        ok = sqlite3_column_int64(st, 0) > sb_now_ms();
+        expires = sqlite3_column_int64(st, 0);
+        ok = expires > now;
     }
     sqlite3_finalize(st);
+    if (ok && strlen(h) < sizeof c->tcache[0].token) {
+        unsigned k = c->tcache_next++ % ES_ARRAY_LEN(c->tcache);
+        es_strlcpy(c->tcache[k].token, h, sizeof c->tcache[k].token);
+        c->tcache[k].expires = expires;
+    }
     return ok;
 }
 

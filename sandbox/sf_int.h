@@ -83,6 +83,12 @@ struct sf_ctx {
     /* API usage (rolling per UTC day, in memory) */
     long api_used;
     int64_t api_day;
+    /* recently validated access tokens (saves a SQLite lookup per request) */
+    struct {
+        char token[128];
+        int64_t expires;
+    } tcache[8];
+    unsigned tcache_next;
     /* query cursors */
     struct sf_cursor *cursors;
     int seeding; /* no notifications while seeding */
