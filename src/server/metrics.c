@@ -105,11 +105,25 @@ static int tail_read(struct es_server *srv, struct es_err *err)
         t->last_id = newest_audit_id(srv, &t->primed);
         return ES_OK;
     }
+    /* Read the newest rows, growing the window until it reaches what was already counted
+     * (or TAIL_MAX): a quiet scrape reads a few rows, a busy one as many as it needs. */
     struct es_audit *rows = NULL;
-    size_t n = 0;
-    int rc = es_store_audit(srv->store, 0, TAIL_MAX, &rows, &n, err);
-    if (rc != ES_OK) {
-        return rc;
+    size_t n = 0, limit = 256;
+    for (;;) {
+        int rc = es_store_audit(srv->store, 0, limit, &rows, &n, err);
+        if (rc != ES_OK) {
+            return rc;
+        }
+        int64_t low = INT64_MAX;
+        for (size_t i = 0; i < n; i++) {
+            low = rows[i].id < low ? rows[i].id : low;
+        }
+        if (n < limit || low <= t->last_id + 1 || limit >= TAIL_MAX) {
+            break;
+        }
+        es_free(rows);
+        rows = NULL;
+        limit = limit * 4 > TAIL_MAX ? TAIL_MAX : limit * 4;
     }
     int64_t newest = t->last_id, oldest = INT64_MAX;
     size_t fresh = 0;
@@ -141,7 +155,7 @@ static int tail_read(struct es_server *srv, struct es_err *err)
         ft->count++;
         ft->sum_s += s;
     }
-    if (n == TAIL_MAX && fresh == n && oldest > t->last_id + 1) {
+    if (n == TAIL_MAX && fresh == n && oldest > t->last_id + 1) { /* the window was too small */
         t->missed += (uint64_t)(oldest - t->last_id - 1);
     }
     t->last_id = newest;

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "connectors/memory.h"
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/diag.h"
 #include "core/log.h"
@@ -491,6 +492,43 @@ static void test_admin_dead_and_review(void **state)
     assert_int_equal(journal_count(FLOW, ES_CHANGE_REVIEW), 0);
 }
 
+/* More outcomes between two scrapes than the first audit window (256) holds. */
+static void test_metrics_many(void **state)
+{
+    (void)state;
+    struct resp r = http("GET", "/metrics", NULL, 0, NULL);
+    double ok0 = metric(r.body, "erpsync_flow_processing_seconds_count{flow=\"" FLOW "\"}");
+    double bad0 = metric(r.body, "erpsync_flow_processing_seconds_count{flow=\"" BAD "\"}");
+    double tr0 =
+        metric(r.body, "erpsync_flow_records_failed_total{flow=\"" BAD "\",class=\"transient\"}");
+    es_free(r.body);
+    size_t done0 = journal_count(FLOW, ES_CHANGE_DONE);
+    size_t dead0 = journal_count(BAD, ES_CHANGE_DEAD);
+    for (int k = 0; k < 10; k++) {
+        struct es_buf b;
+        es_buf_init(&b, 0);
+        es_buf_puts(&b, "{\"records\":[");
+        for (int i = 0; i < 30; i++) {
+            es_buf_printf(&b, "%s{\"id\":\"M%d\",\"version\":\"1\",\"data\":{\"Name\":\"N%d\"}}",
+                          i ? "," : "", k * 30 + i, k * 30 + i);
+        }
+        es_buf_puts(&b, "]}");
+        expect_status(hook(b.data), 202);
+        es_buf_release(&b);
+    }
+    wait_count(FLOW, ES_CHANGE_DONE, done0 + 300);
+    wait_count(BAD, ES_CHANGE_DEAD, dead0 + 300);
+    r = http("GET", "/metrics", NULL, 0, NULL);
+    assert_true(metric(r.body, "erpsync_flow_processing_seconds_count{flow=\"" FLOW "\"}") ==
+                ok0 + 300);
+    assert_true(metric(r.body, "erpsync_flow_processing_seconds_count{flow=\"" BAD "\"}") ==
+                bad0 + 600);
+    assert_true(metric(r.body, "erpsync_flow_records_failed_total{flow=\"" BAD
+                               "\",class=\"transient\"}") == tr0 + 600);
+    assert_true(metric(r.body, "erpsync_metrics_outcomes_missed_total") == 0);
+    es_free(r.body);
+}
+
 static void test_pause_resume_and_health(void **state)
 {
     (void)state;
@@ -538,13 +576,10 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_webhook_accepted),
-        cmocka_unit_test(test_webhook_refused),
-        cmocka_unit_test(test_outbound_message),
-        cmocka_unit_test(test_metrics),
-        cmocka_unit_test(test_admin_auth),
-        cmocka_unit_test(test_admin_dead_and_review),
-        cmocka_unit_test(test_pause_resume_and_health),
+        cmocka_unit_test(test_webhook_accepted), cmocka_unit_test(test_webhook_refused),
+        cmocka_unit_test(test_outbound_message), cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_admin_auth),       cmocka_unit_test(test_admin_dead_and_review),
+        cmocka_unit_test(test_metrics_many),     cmocka_unit_test(test_pause_resume_and_health),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
