@@ -7,6 +7,8 @@
  * journal commit: 202 with a JSON receipt, or the connector's own reply (the SOAP ack).
  * Every refusal is one log line and a 4xx, with nothing enqueued.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,9 +24,21 @@ static enum MHD_Result refuse(struct es_server *srv, struct MHD_Connection *conn
                               struct es__req *req, unsigned status, const struct es_err *e)
 {
     struct es_log_ctx lc = {NULL, req->hook->sys->name};
+    char peer[INET6_ADDRSTRLEN] = "?";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        const void *a = sa->sa_family == AF_INET6
+                            ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                            : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+        if (!inet_ntop(sa->sa_family, a, peer, sizeof peer)) {
+            es_strlcpy(peer, "?", sizeof peer);
+        }
+    }
     es_log(&lc, status >= 500 ? ES_LOG_ERROR : ES_LOG_WARN,
-           "webhook %s refused (%u %s, %zu bytes): %s", req->hook->sys->webhook.path, status,
-           es_code_name(e->code), req->body.len, e->msg);
+           "webhook %s from %s refused (%u %s, %zu bytes): %s", req->hook->sys->webhook.path, peer,
+           status, es_code_name(e->code), req->body.len, e->msg);
     return es__reply_error(srv, conn, req, status, "%s", e->msg);
 }
 
