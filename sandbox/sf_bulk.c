@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Salesforce emulator: Bulk API 2.0 ingest jobs. Create a job (Open), PUT one CSV upload
- * to its contentUrl, PATCH state UploadComplete (or Aborted); the rows are then processed
- * through the same record code as REST (so validation is identical) and the job reaches
- * JobComplete with successfulResults / failedResults / unprocessedrecords as CSV
- * (sf__Id, sf__Created / sf__Error + the original columns).
+ * to its contentUrl, PATCH state UploadComplete (or Aborted); at the next look at the job
+ * (which answers InProgress) the rows are processed through the same record code as REST (so
+ * validation is identical) and the job reaches JobComplete with successfulResults / failedResults /
+ * unprocessedrecords as CSV (sf__Id, sf__Created / sf__Error + the original columns).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,6 +399,21 @@ void sf_bulk_handle(struct sf_ctx *c, const struct sf_call *call, const char *re
         return;
     }
     const char *state = json_string_value(json_object_get(info, "state"));
+    if (strcmp(state, "UploadComplete") == 0 && strcmp(m, "GET") == 0) {
+        /* processing starts at the first look after the close: that answer shows InProgress,
+         * later ones JobComplete (pollers see every state of a real job) */
+        json_t *shown = json_deep_copy(info);
+        json_object_set_new(shown, "state", json_string("InProgress"));
+        process(c, id18, info, data);
+        state = json_string_value(json_object_get(info, "state"));
+        if (!sub[0]) {
+            sb_resp_json(resp, 200, shown);
+            json_decref(info);
+            json_decref(data);
+            return;
+        }
+        json_decref(shown);
+    }
     if (!sub[0]) {
         if (strcmp(m, "GET") == 0) {
             sb_resp_json(resp, 200, json_incref(info));
@@ -407,9 +422,8 @@ void sf_bulk_handle(struct sf_ctx *c, const struct sf_call *call, const char *re
             const char *ns = json_string_value(json_object_get(in, "state"));
             if (ns && strcmp(ns, "UploadComplete") == 0 && strcmp(state, "Open") == 0) {
                 json_object_set_new(info, "state", json_string("UploadComplete"));
-                json_t *shown = json_deep_copy(info);
-                process(c, id18, info, data);
-                sb_resp_json(resp, 200, shown);
+                job_save(c, id18, info);
+                sb_resp_json(resp, 200, json_incref(info));
             } else if (ns && strcmp(ns, "Aborted") == 0 &&
                        (strcmp(state, "Open") == 0 || strcmp(state, "UploadComplete") == 0)) {
                 json_object_set_new(info, "state", json_string("Aborted"));

@@ -1013,9 +1013,11 @@ static void test_bulk_and_pages(CURL *h, struct sandbox *sb)
           r.body.data);
     resp_free(&r);
     const char *state = "";
+    int in_progress = 0;
     for (int i = 0; i < 100; i++) {
         api(h, sb, "GET", path, NULL, &r);
         state = jstr(r.json, "state");
+        in_progress |= strcmp(state, "InProgress") == 0;
         if (strcmp(state, "JobComplete") == 0 || strcmp(state, "Failed") == 0) {
             break;
         }
@@ -1026,6 +1028,7 @@ static void test_bulk_and_pages(CURL *h, struct sandbox *sb)
               json_integer_value(json_object_get(r.json, "numberRecordsProcessed")) == 2501 &&
               json_integer_value(json_object_get(r.json, "numberRecordsFailed")) == 1,
           "job complete: %s", r.body.data);
+    CHECK(in_progress, "the job was seen InProgress before JobComplete");
     resp_free(&r);
     snprintf(path, sizeof path, "/jobs/ingest/%s/successfulResults/", id);
     api(h, sb, "GET", path, NULL, &r);
@@ -1275,6 +1278,8 @@ static void test_small_instance(CURL *h)
                            "1s",
                            "--api-limit",
                            "6",
+                           "--max-body",
+                           "4096",
                            "--fault",
                            "route=/services/data/v60.0/sobjects/Product2,method=GET,rate_503=1,"
                            "count=1,retry_after=7",
@@ -1335,6 +1340,22 @@ static void test_small_instance(CURL *h)
     resp_free(&r);
     api(h, &sb, "GET", "/limits", NULL, &r);
     CHECK(r.status == 200, "latency only delays: %ld", r.status);
+    resp_free(&r);
+    const char *fto = "{\"route\":\"/services/data\",\"rate_timeout\":1,\"timeout_ms\":300,"
+                      "\"count\":1}";
+    http(h, "POST", furl, NULL, fto, strlen(fto), &r);
+    resp_free(&r);
+    fresh = curl_easy_init();
+    api(fresh, &sb, "GET", "/limits", NULL, &r);
+    curl_easy_cleanup(fresh);
+    CHECK(r.curl_rc == CURLE_GOT_NOTHING || r.curl_rc == CURLE_RECV_ERROR,
+          "timeout fault closes without an answer: curl %d status %ld", r.curl_rc, r.status);
+    resp_free(&r);
+    char big[6000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    api(h, &sb, "POST", "/sobjects/Account", big, &r);
+    CHECK(r.status == 413, "body over --max-body: %ld", r.status);
     resp_free(&r);
     const char *badf = "{\"rate_429\":2}";
     http(h, "POST", furl, NULL, badf, strlen(badf), &r);
