@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "server/server.h"
+#include "server/webhook.h"
 
 /* Fixed routes; webhook routes follow them, one per hook (ES__ROUTE_HOOKS + hook index). */
 enum {
@@ -39,7 +40,8 @@ struct es__hook {
     const struct es_system_cfg *sys;
     const char *secret; /* HMAC key (env value), NULL for outbound_message without one */
     size_t secret_len;
-    struct es_conn *conn; /* for parse_webhook; one thread at a time (lock) */
+    struct es_webhook_key *key; /* secret prepared for HMAC-SHA256 */
+    struct es_conn *conn;       /* for parse_webhook; one thread at a time (lock) */
     pthread_mutex_t lock;
     int has_parse; /* the connector has parse_webhook */
     size_t nflows;

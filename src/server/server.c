@@ -318,6 +318,11 @@ static int hooks_open(struct es_server *srv, struct es_err *err)
                                   sys->name, sys->webhook.hmac_secret_env);
             }
             h->secret_len = strlen(h->secret);
+            h->key = es_webhook_key_new(h->secret, h->secret_len);
+            if (!h->key) {
+                return es_err_set(err, ES_EINTERNAL, "systems.%s.webhook: cannot set up HMAC",
+                                  sys->name);
+            }
         } else if (sys->webhook.format != ES_WEBHOOK_OUTBOUND_MESSAGE) {
             return es_err_set(err, ES_ECONFIG,
                               "systems.%s.webhook: hmac_secret_env is required (unsigned "
@@ -436,6 +441,7 @@ void es_server_stop(struct es_server *srv)
     }
     for (size_t i = 0; i < srv->nhooks; i++) {
         es_conn_close(srv->hooks[i].conn);
+        es_webhook_key_free(srv->hooks[i].key);
         es_free(srv->hooks[i].flows);
         pthread_mutex_destroy(&srv->hooks[i].lock);
     }

@@ -26,6 +26,13 @@
  */
 ES_NODISCARD int es_webhook_verify(const char *key, size_t keylen, const char *body, size_t len,
                                    const char *sig, struct es_err *err);
+/** A key prepared once for many es_webhook_key_verify() calls (the server keeps one per
+ *  webhook). Returns NULL when OpenSSL cannot set it up. Free with es_webhook_key_free(). */
+struct es_webhook_key *es_webhook_key_new(const char *key, size_t keylen);
+void es_webhook_key_free(struct es_webhook_key *k);
+/** es_webhook_verify() with a prepared key; thread-safe (each call works on a copy). */
+ES_NODISCARD int es_webhook_key_verify(const struct es_webhook_key *k, const char *body, size_t len,
+                                       const char *sig, struct es_err *err);
 /** Writes the lowercase hex HMAC-SHA256 of body into out (65 bytes with the NUL). */
 void es_webhook_sign(const char *key, size_t keylen, const char *body, size_t len, char out[65]);
 

@@ -8,9 +8,11 @@
  * (any namespace prefix), reads the sObject's direct children as text, and refuses anything
  * it does not understand rather than guessing.
  */
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,8 +55,8 @@ void es_webhook_sign(const char *key, size_t keylen, const char *body, size_t le
     out[64] = '\0';
 }
 
-int es_webhook_verify(const char *key, size_t keylen, const char *body, size_t len, const char *sig,
-                      struct es_err *err)
+/* Parses the header value into 32 bytes. */
+static int parse_sig(const char *sig, unsigned char given[SHA256_DIGEST_LENGTH], struct es_err *err)
 {
     if (!sig || !*sig) {
         return es_err_set(err, ES_EAUTH, "missing signature header");
@@ -62,28 +64,95 @@ int es_webhook_verify(const char *key, size_t keylen, const char *body, size_t l
     if (strncmp(sig, "sha256=", 7) == 0) {
         sig += 7;
     }
-    unsigned char given[SHA256_DIGEST_LENGTH];
-    if (strlen(sig) != 2 * sizeof given) {
+    if (strlen(sig) != 2 * SHA256_DIGEST_LENGTH) {
         return es_err_set(err, ES_EAUTH, "signature is not 64 hex digits");
     }
-    for (size_t i = 0; i < sizeof given; i++) {
+    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         int hi = hexval(sig[2 * i]), lo = hexval(sig[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return es_err_set(err, ES_EAUTH, "signature is not 64 hex digits");
         }
         given[i] = (unsigned char)(hi << 4 | lo);
     }
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)(body ? body : ""), len, mac,
-              &maclen) ||
-        maclen != sizeof given) {
+    return ES_OK;
+}
+
+static int compare(const unsigned char *mac, size_t maclen,
+                   const unsigned char given[SHA256_DIGEST_LENGTH], struct es_err *err)
+{
+    if (maclen != SHA256_DIGEST_LENGTH) {
         return es_err_set(err, ES_EINTERNAL, "HMAC-SHA256 failed");
     }
-    if (CRYPTO_memcmp(mac, given, sizeof given) != 0) {
+    if (CRYPTO_memcmp(mac, given, SHA256_DIGEST_LENGTH) != 0) {
         return es_err_set(err, ES_EAUTH, "signature does not match the body");
     }
     return ES_OK;
+}
+
+int es_webhook_verify(const char *key, size_t keylen, const char *body, size_t len, const char *sig,
+                      struct es_err *err)
+{
+    unsigned char given[SHA256_DIGEST_LENGTH];
+    int rc = parse_sig(sig, given, err);
+    if (rc != ES_OK) {
+        return rc;
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)(body ? body : ""), len, mac,
+              &maclen)) {
+        maclen = 0;
+    }
+    return compare(mac, maclen, given, err);
+}
+
+/* A keyed HMAC-SHA256 context, set up once; each request works on a copy of it. */
+struct es_webhook_key {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *tpl;
+};
+
+struct es_webhook_key *es_webhook_key_new(const char *key, size_t keylen)
+{
+    struct es_webhook_key *k = es_xcalloc(1, sizeof *k);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end()};
+    k->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    k->tpl = k->mac ? EVP_MAC_CTX_new(k->mac) : NULL;
+    if (!k->tpl || !EVP_MAC_init(k->tpl, (const unsigned char *)key, keylen, params)) {
+        es_webhook_key_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void es_webhook_key_free(struct es_webhook_key *k)
+{
+    if (k) {
+        EVP_MAC_CTX_free(k->tpl);
+        EVP_MAC_free(k->mac);
+        es_free(k);
+    }
+}
+
+int es_webhook_key_verify(const struct es_webhook_key *k, const char *body, size_t len,
+                          const char *sig, struct es_err *err)
+{
+    unsigned char given[SHA256_DIGEST_LENGTH];
+    int rc = parse_sig(sig, given, err);
+    if (rc != ES_OK) {
+        return rc;
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->tpl);
+    if (!c || !EVP_MAC_update(c, (const unsigned char *)(body ? body : ""), len) ||
+        !EVP_MAC_final(c, mac, &maclen, sizeof mac)) {
+        maclen = 0;
+    }
+    EVP_MAC_CTX_free(c);
+    return compare(mac, maclen, given, err);
 }
 
 /* An id or version as text: strings as they are, integers in decimal. */

@@ -281,8 +281,7 @@ enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection 
     }
     if (hook->secret) {
         const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, wh->signature_header);
-        if (es_webhook_verify(hook->secret, hook->secret_len, req->body.data, req->body.len, sig,
-                              &e) != ES_OK) {
+        if (es_webhook_key_verify(hook->key, req->body.data, req->body.len, sig, &e) != ES_OK) {
             return refuse(srv, conn, req, 401, &e);
         }
     }

@@ -63,6 +63,27 @@ static void test_verify(void **state)
     assert_int_equal(es_webhook_verify("jefe", 4, rfc_data, n, rfc_mac, &e), ES_EAUTH);
 }
 
+static void test_prepared_key(void **state)
+{
+    (void)state;
+    struct es_err e;
+    size_t n = strlen(rfc_data);
+    struct es_webhook_key *k = es_webhook_key_new(rfc_key, 4);
+    assert_non_null(k);
+    es_err_clear(&e);
+    /* The same key serves many requests. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(es_webhook_key_verify(k, rfc_data, n, rfc_mac, &e), ES_OK);
+    }
+    assert_int_equal(es_webhook_key_verify(k, rfc_data, n - 1, rfc_mac, &e), ES_EAUTH);
+    assert_non_null(strstr(e.msg, "does not match"));
+    es_err_clear(&e);
+    assert_int_equal(es_webhook_key_verify(k, rfc_data, n, NULL, &e), ES_EAUTH);
+    assert_non_null(strstr(e.msg, "missing"));
+    es_webhook_key_free(k);
+    es_webhook_key_free(NULL);
+}
+
 static void test_json_records(void **state)
 {
     (void)state;
@@ -216,9 +237,13 @@ static void test_outbound_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_rfc4231), cmocka_unit_test(test_verify),
-        cmocka_unit_test(test_json_records), cmocka_unit_test(test_json_refusals),
-        cmocka_unit_test(test_outbound),     cmocka_unit_test(test_outbound_refusals),
+        cmocka_unit_test(test_sign_rfc4231),
+        cmocka_unit_test(test_prepared_key),
+        cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_json_records),
+        cmocka_unit_test(test_json_refusals),
+        cmocka_unit_test(test_outbound),
+        cmocka_unit_test(test_outbound_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
