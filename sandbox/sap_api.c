@@ -527,6 +527,43 @@ done:
     return rc;
 }
 
+/* Checks every $expand path (navigations only) or $select path (properties, navigations,
+ * '*') against the model. Returns 0, or -1 with why filled. */
+static int check_paths(const struct sap_set *s, json_t *list, int expand, char *why, size_t cap)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *p = json_string_value(v);
+        const struct sap_set *cur = s;
+        while (*p) {
+            size_t n = strcspn(p, "/");
+            char seg[96];
+            if (n == 0 || n >= sizeof seg) {
+                snprintf(why, cap, "Invalid path '%.80s'", json_string_value(v));
+                return -1;
+            }
+            memcpy(seg, p, n);
+            seg[n] = '\0';
+            const struct sap_nav *nav = sap_nav_find(cur, seg);
+            if (nav) {
+                cur = sap_set_any(nav->target);
+            } else if (expand || p[n] == '/' ||
+                       (strcmp(seg, "*") != 0 && !sap_prop_find(cur, seg))) {
+                snprintf(why, cap, "Property '%s' not found in type '%sType' (%s)", seg, cur->name,
+                         expand ? "$expand" : "$select");
+                return -1;
+            }
+            p += n;
+            if (*p == '/') {
+                p++;
+            }
+        }
+    }
+    return 0;
+}
+
 /* ---- reads ---- */
 
 static void reply_json(struct sb_resp *resp, int status, json_t *d)
@@ -603,6 +640,13 @@ static void read_feed(struct sap_ctx *c, const struct rq *r, struct target *t, s
     }
     json_t *select = split_list(q->select);
     json_t *expand = split_list(q->expand);
+    if (check_paths(s, expand, 1, why, sizeof why) || check_paths(s, select, 0, why, sizeof why)) {
+        json_decref(select);
+        json_decref(expand);
+        json_decref(all);
+        sap_error(resp, 400, r->service, "/IWBEP/CM_MGW_RT/004", NULL, "%s", why);
+        return;
+    }
     json_t *res = json_array();
     for (long long i = start; i < stop; i++) {
         json_array_append_new(res,
@@ -667,6 +711,15 @@ static void read_entity(struct sap_ctx *c, const struct rq *r, struct target *t,
     }
     json_t *select = split_list(q->select);
     json_t *expand = split_list(q->expand);
+    char why[256];
+    if (check_paths(t->set, expand, 1, why, sizeof why) ||
+        check_paths(t->set, select, 0, why, sizeof why)) {
+        json_decref(select);
+        json_decref(expand);
+        json_decref(e);
+        sap_error(resp, 400, r->service, "/IWBEP/CM_MGW_RT/004", NULL, "%s", why);
+        return;
+    }
     char etag[160];
     etag_of(t->set, e, etag, sizeof etag);
     reply_json(resp, 200, entity_out(c, t->set, e, select, expand));

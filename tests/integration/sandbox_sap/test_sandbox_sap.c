@@ -404,6 +404,20 @@ static void test_query_options(void)
                                   "to_SlsPrcgConditionRecord");
     CHECK(strcmp(str_at(rec, "ConditionType"), "PPR0") == 0, "price condition");
     resp_free(&r);
+    req(session, "GET", SO "A_SalesOrder('2')?$expand=to_Item&$select=SalesOrder,to_Item/Material",
+        NULL, NULL, 1, &r);
+    json_t *it0 =
+        json_array_get(json_object_get(json_object_get(d_of(&r), "to_Item"), "results"), 0);
+    CHECK(r.status == 200 && strlen(str_at(it0, "Material")) > 0 &&
+              !json_object_get(it0, "NetAmount") && !json_object_get(d_of(&r), "SoldToParty"),
+          "nested $select %s", body_text(&r));
+    resp_free(&r);
+    req(session, "GET", SO "A_SalesOrder?$expand=to_Nope", NULL, NULL, 1, &r);
+    CHECK(r.status == 400, "unknown $expand %ld", r.status);
+    resp_free(&r);
+    req(session, "GET", SO "A_SalesOrder('2')?$select=Nope", NULL, NULL, 1, &r);
+    CHECK(r.status == 400, "unknown $select %ld", r.status);
+    resp_free(&r);
     req(session, "GET", SO "A_SalesOrder?$filter=Nope%20eq%201", NULL, NULL, 1, &r);
     CHECK(r.status == 400, "bad filter %ld", r.status);
     resp_free(&r);
