@@ -1436,27 +1436,9 @@ static void do_delete(struct sap_ctx *c, const struct rq *r, struct target *t, s
 static void service_doc(const struct rq *r, struct sb_resp *resp)
 {
     json_t *sets = json_array();
-    for (const char *const *sv = sap_services; *sv; sv++) {
-        (void)sv;
-    }
-    static const char *const names[] = {"A_BusinessPartner",
-                                        "A_BusinessPartnerAddress",
-                                        "A_BusinessPartnerRole",
-                                        "A_Customer",
-                                        "A_SalesOrder",
-                                        "A_SalesOrderItem",
-                                        "A_Product",
-                                        "A_ProductDescription",
-                                        "A_MaterialStock",
-                                        "A_MatlStkInAcctMod",
-                                        "A_BillingDocument",
-                                        "A_BillingDocumentItem",
-                                        "A_SlsPrcgConditionRecord",
-                                        "A_SlsPrcgCndnRecdValidity",
-                                        NULL};
-    for (int i = 0; names[i]; i++) {
-        if (sap_set_find(r->service, names[i])) {
-            json_array_append_new(sets, json_string(names[i]));
+    for (int i = 0; sap_set_at(i); i++) {
+        if (strcmp(sap_set_at(i)->service, r->service) == 0) {
+            json_array_append_new(sets, json_string(sap_set_at(i)->name));
         }
     }
     reply_json(resp, 200, json_pack("{s:o}", "EntitySets", sets));

@@ -68,6 +68,7 @@ extern const char *const sap_services[];
 /* ---- model (sap_model.c) ---- */
 const struct sap_set *sap_set_find(const char *service, const char *name);
 const struct sap_set *sap_set_any(const char *name); /* by name in any service */
+const struct sap_set *sap_set_at(int i);             /* i-th set, NULL past the end */
 const struct sap_prop *sap_prop_find(const struct sap_set *s, const char *name);
 const struct sap_nav *sap_nav_find(const struct sap_set *s, const char *name);
 int sap_nkeys(const struct sap_set *s);

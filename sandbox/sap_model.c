@@ -7,6 +7,8 @@
  */
 #include <string.h>
 
+#include "core/mem.h"
+
 #include "sap_int.h"
 
 #define END                                                                                        \
@@ -120,6 +122,39 @@ static const struct sap_prop cust_props[] = {
     END,
 };
 
+static const struct sap_nav cust_navs[] = {
+    {"to_CustomerSalesArea", "A_CustomerSalesArea", 1, "Customer"},
+    {"to_CustomerCompany", "A_CustomerCompany", 1, "Customer"},
+    NAVEND,
+};
+static const struct sap_prop csa_props[] = {
+    {"Customer", T_STR, 10, 0, P_KEY | P_RO, "Customer"},
+    {"SalesOrganization", T_STR, 4, 0, P_KEY, "Sales Organization"},
+    {"DistributionChannel", T_STR, 2, 0, P_KEY, "Distribution Channel"},
+    {"Division", T_STR, 2, 0, P_KEY, "Division"},
+    {"Currency", T_STR, 5, 0, 0, "Currency"},
+    {"CustomerPaymentTerms", T_STR, 4, 0, 0, "Terms of Payment"},
+    {"CustomerPricingProcedure", T_STR, 2, 0, 0, "Cust.Pric.Procedure"},
+    {"IncotermsClassification", T_STR, 3, 0, 0, "Incoterms"},
+    {"IncotermsLocation1", T_STR, 70, 0, 0, "Incoterms Location 1"},
+    {"ShippingCondition", T_STR, 2, 0, 0, "Shipping Conditions"},
+    {"SupplyingPlant", T_STR, 4, 0, 0, "Delivering Plant"},
+    {"OrderIsBlockedForCustomer", T_STR, 2, 0, 0, "Order Block for Sales Area"},
+    {"DeliveryIsBlockedForCustomer", T_STR, 2, 0, 0, "Delivery Block for Sales Area"},
+    {"BillingIsBlockedForCustomer", T_STR, 2, 0, 0, "Billing Block for Sales Area"},
+    END,
+};
+static const struct sap_prop ccomp_props[] = {
+    {"Customer", T_STR, 10, 0, P_KEY | P_RO, "Customer"},
+    {"CompanyCode", T_STR, 4, 0, P_KEY, "Company Code"},
+    {"ReconciliationAccount", T_STR, 10, 0, 0, "Reconciliation acct"},
+    {"PaymentTerms", T_STR, 4, 0, 0, "Terms of Payment"},
+    {"PaymentBlockingReason", T_STR, 1, 0, 0, "Payment Block"},
+    {"CustomerAccountGroup", T_STR, 4, 0, P_RO, "Account Group"},
+    {"DeletionIndicator", T_BOOL, 0, 0, 0, "Deletion Flag"},
+    END,
+};
+
 /* ---- API_SALES_ORDER_SRV ---- */
 static const struct sap_prop so_props[] = {
     {"SalesOrder", T_STR, 10, 0, P_KEY | P_RO, "Sales Order"},
@@ -156,7 +191,18 @@ static const struct sap_prop so_props[] = {
 };
 static const struct sap_nav so_navs[] = {
     {"to_Item", "A_SalesOrderItem", 1, "SalesOrder"},
+    {"to_Partner", "A_SalesOrderHeaderPartner", 1, "SalesOrder"},
     NAVEND,
+};
+static const struct sap_prop sop_props[] = {
+    {"SalesOrder", T_STR, 10, 0, P_KEY | P_RO, "Sales Order"},
+    {"PartnerFunction", T_STR, 2, 0, P_KEY, "Partner Function"},
+    {"Customer", T_STR, 10, 0, 0, "Customer"},
+    {"Supplier", T_STR, 10, 0, 0, "Supplier"},
+    {"Personnel", T_STR, 8, 0, 0, "Personnel Number"},
+    {"ContactPerson", T_STR, 10, 0, 0, "Contact Person"},
+    {"AddressID", T_STR, 10, 0, P_RO, "Address"},
+    END,
 };
 static const struct sap_prop soi_props[] = {
     {"SalesOrder", T_STR, 10, 0, P_KEY | P_RO, "Sales Order"},
@@ -348,10 +394,15 @@ static const struct sap_set sets[] = {
      NULL, "bp"},
     {BP, "A_BusinessPartnerAddress", "Address", addr_props, no_navs, CUD, NULL, NULL, "addr"},
     {BP, "A_BusinessPartnerRole", "Role", role_props, no_navs, CUD, NULL, NULL, NULL},
-    {BP, "A_Customer", "Customer", cust_props, no_navs, S_UPDATE, NULL, NULL, NULL},
+    {BP, "A_Customer", "Customer", cust_props, cust_navs, S_UPDATE, NULL, NULL, NULL},
+    {BP, "A_CustomerSalesArea", "Customer Sales Area", csa_props, no_navs, S_CREATE | S_UPDATE,
+     NULL, NULL, NULL},
+    {BP, "A_CustomerCompany", "Customer Company", ccomp_props, no_navs, S_CREATE | S_UPDATE, NULL,
+     NULL, NULL},
     {SO, "A_SalesOrder", "Sales Order", so_props, so_navs, CUD, "LastChangeDateTime",
      "LastChangeDateTime", "so"},
     {SO, "A_SalesOrderItem", "Sales Order Item", soi_props, no_navs, CUD, NULL, NULL, NULL},
+    {SO, "A_SalesOrderHeaderPartner", "Header Partner", sop_props, no_navs, CUD, NULL, NULL, NULL},
     {PR, "A_Product", "Product", prod_props, prod_navs, S_CREATE | S_UPDATE, "LastChangeDateTime",
      "LastChangeDateTime", NULL},
     {PR, "A_ProductDescription", "Product Description", pdesc_props, no_navs, CUD, NULL, NULL,
@@ -377,6 +428,11 @@ const struct sap_set *sap_set_find(const char *service, const char *name)
         }
     }
     return NULL;
+}
+
+const struct sap_set *sap_set_at(int i)
+{
+    return i >= 0 && (size_t)i < ES_ARRAY_LEN(sets) ? (sets[i].name ? &sets[i] : NULL) : NULL;
 }
 
 const struct sap_set *sap_set_any(const char *name)

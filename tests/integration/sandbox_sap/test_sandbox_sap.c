@@ -434,7 +434,9 @@ static void test_deep_insert_and_credit(void)
               "\"to_BusinessPartnerAddress\":{\"results\":[{\"StreetName\":\"Leopoldstraße\","
               "\"HouseNumber\":\"12a\",\"PostalCode\":\"80802\",\"CityName\":\"München\","
               "\"Country\":\"DE\"}]},"
-              "\"to_Customer\":{\"CreditLimit\":\"500.00\",\"PaymentTerms\":\"NT30\"}}",
+              "\"to_Customer\":{\"CreditLimit\":\"500.00\",\"to_CustomerSalesArea\":[{"
+              "\"SalesOrganization\":\"1010\",\"DistributionChannel\":\"10\",\"Division\":"
+              "\"00\",\"CustomerPaymentTerms\":\"NT30\"}]}}",
               NULL, &r);
     CHECK(r.status == 201, "deep insert %ld %s", r.status, body_text(&r));
     char bp[32];
@@ -450,6 +452,14 @@ static void test_deep_insert_and_credit(void)
     snprintf(p, sizeof p, BP "A_BusinessPartner('%s')/to_BusinessPartnerAddress", bp);
     req(session, "GET", p, NULL, NULL, 1, &r);
     CHECK(results_len(&r) == 1, "address by nav");
+    resp_free(&r);
+    snprintf(p, sizeof p, BP "A_Customer('%s')/to_CustomerSalesArea", bp);
+    req(session, "GET", p, NULL, NULL, 1, &r);
+    CHECK(results_len(&r) == 1 &&
+              strcmp(str_at(json_array_get(json_object_get(d_of(&r), "results"), 0),
+                            "CustomerPaymentTerms"),
+                     "NT30") == 0,
+          "nested deep insert %s", body_text(&r));
     resp_free(&r);
     /* validation: 61 characters of StreetName */
     write_req("POST", BP "A_BusinessPartner",
@@ -474,8 +484,9 @@ static void test_deep_insert_and_credit(void)
              "{\"SalesOrderType\":\"OR\",\"SalesOrganization\":\"1010\",\"DistributionChannel\":"
              "\"10\",\"OrganizationDivision\":\"00\",\"SoldToParty\":\"%s\","
              "\"PurchaseOrderByCustomer\":\"PO-4711\",\"to_Item\":[{\"Material\":\"TG1001\","
-             "\"RequestedQuantity\":\"100\",\"RequestedQuantityUnit\":\"PC\"}]}",
-             bp);
+             "\"RequestedQuantity\":\"100\",\"RequestedQuantityUnit\":\"PC\"}],"
+             "\"to_Partner\":{\"results\":[{\"PartnerFunction\":\"WE\",\"Customer\":\"%s\"}]}}",
+             bp, bp);
     write_req("POST", SO "A_SalesOrder", body, NULL, &r);
     CHECK(r.status == 201, "blocked order is still created: %ld %s", r.status, body_text(&r));
     char so[32];
@@ -492,6 +503,10 @@ static void test_deep_insert_and_credit(void)
           str_at(d_of(&r), "TotalNetAmount"));
     CHECK(json_array_size(json_object_get(json_object_get(d_of(&r), "to_Item"), "results")) == 1,
           "item stored");
+    resp_free(&r);
+    snprintf(p, sizeof p, SO "A_SalesOrder('%s')/to_Partner", so);
+    req(session, "GET", p, NULL, NULL, 1, &r);
+    CHECK(results_len(&r) == 1, "partner stored %s", body_text(&r));
     resp_free(&r);
     /* a customer with room: credit status A, no block */
     write_req("POST", SO "A_SalesOrder",
