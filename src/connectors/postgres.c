@@ -3,7 +3,8 @@
  * The `postgres` connector: a PostgreSQL database as a system, one table per object (libpq).
  *
  * Reading: read_changes walks a table in (updated_at, key) order from a watermark
- * "ts|key" (keyset, so rows sharing a timestamp are never skipped); read_page walks it by key.
+ * "ts|key" (a keyset in the columns' own types, so rows sharing a timestamp are never
+ * skipped and an index on (updated_at, key) serves it); read_page walks it by key.
  * Writing: one transaction per batch, one savepoint per record, so a bad row fails alone
  * with its SQLSTATE classified while the others commit; upserts are
  * INSERT ... ON CONFLICT (key) DO UPDATE. Values cross as text parameters (the server casts
@@ -361,21 +362,29 @@ static int pg_read_changes(struct es_conn *c, const char *object, const char *wa
     (void)es_buf_puts(&q, " t WHERE t.");
     put_ident(&q, x->conn, o.updated_at);
     (void)es_buf_puts(&q, " IS NOT NULL");
-    if (key) {
+    int nparams = 0;
+    if (key && *key) {
+        /* keyset in the columns' own types, so an index on (updated_at, key) serves it */
         (void)es_buf_puts(&q, " AND (t.");
         put_ident(&q, x->conn, o.updated_at);
         (void)es_buf_puts(&q, ", t.");
         put_ident(&q, x->conn, o.key);
-        (void)es_buf_puts(&q, "::text) > ($1, $2)");
+        (void)es_buf_puts(&q, ") > ($1, $2)");
+        nparams = 2;
+    } else if (key) {
+        /* "ts|": every row of that instant and later (an overlap step-back) */
+        (void)es_buf_puts(&q, " AND t.");
+        put_ident(&q, x->conn, o.updated_at);
+        (void)es_buf_puts(&q, " >= $1");
+        nparams = 1;
     }
     (void)es_buf_puts(&q, " ORDER BY t.");
     put_ident(&q, x->conn, o.updated_at);
     (void)es_buf_puts(&q, ", t.");
     put_ident(&q, x->conn, o.key);
-    (void)es_buf_puts(&q, "::text");
     (void)es_buf_printf(&q, " LIMIT %zu", limit);
     const char *params[2] = {ts, key};
-    PGresult *r = PQexecParams(x->conn, q.data, key ? 2 : 0, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(x->conn, q.data, nparams, NULL, params, NULL, NULL, 0);
     es_buf_release(&q);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = pg_fail(x->conn, r, object, err);
@@ -407,7 +416,7 @@ static int pg_read_changes(struct es_conn *c, const char *object, const char *wa
             es_batch_release(out);
             return rc;
         }
-        /* an empty key sorts before every key of that instant */
+        /* an empty key: every row of that instant is read again */
         out->watermark = es_xasprintf("%s|", PQgetvalue(r, 0, 0));
     } else if (n > 0) {
         out->watermark = es_xasprintf("%s|%s", PQgetvalue(r, n - 1, 0), PQgetvalue(r, n - 1, 1));
