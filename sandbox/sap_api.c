@@ -1005,10 +1005,26 @@ static void bp_names(json_t *e)
     json_object_set_new(e, "BusinessPartnerName", json_string(full));
 }
 
+/* Remembers prefix+nav for the $expand of the create reply (once). */
+static void add_expand(struct wctx *w, const char *prefix, const char *nav)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s%s", prefix, nav);
+    size_t i;
+    json_t *v;
+    json_array_foreach(w->expand, i, v)
+    {
+        if (strcmp(json_string_value(v), p) == 0) {
+            return;
+        }
+    }
+    json_array_append_new(w->expand, json_string(p));
+}
+
 /* Creates entity `in` in set s (child of parent through nav when given); stores it and its
  * deep-inserted children. OUT: the stored entity (new reference) or NULL after wfail. */
 static json_t *create(struct wctx *w, const struct sap_set *s, json_t *in, const struct sap_set *ps,
-                      json_t *parent, const struct sap_nav *pnav, int sibling)
+                      json_t *parent, const struct sap_nav *pnav, int sibling, const char *prefix)
 {
     struct sap_ctx *c = w->c;
     if (!json_is_object(in)) {
@@ -1147,7 +1163,7 @@ static json_t *create(struct wctx *w, const struct sap_set *s, json_t *in, const
         }
         json_decref(items);
         json_object_del(navs, "to_Item");
-        json_array_append_new(w->expand, json_string("to_Item"));
+        add_expand(w, prefix, "to_Item");
     }
     if (sap_put(c, s, e) != 0) {
         wfail(w, 500, "/IWBEP/CM_MGW_RT/000", "", "The sandbox could not store the entity");
@@ -1169,7 +1185,9 @@ static json_t *create(struct wctx *w, const struct sap_set *s, json_t *in, const
         json_t *ci;
         json_array_foreach(list, i, ci)
         {
-            json_t *child = create(w, t, ci, s, e, n, (int)i);
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s%s/", prefix, nk);
+            json_t *child = create(w, t, ci, s, e, n, (int)i, sub);
             if (!child) {
                 json_decref(list);
                 goto fail;
@@ -1177,9 +1195,7 @@ static json_t *create(struct wctx *w, const struct sap_set *s, json_t *in, const
             json_decref(child);
         }
         json_decref(list);
-        if (!parent) {
-            json_array_append_new(w->expand, json_string(nk));
-        }
+        add_expand(w, prefix, nk);
     }
     json_decref(navs);
     return e;
@@ -1257,7 +1273,7 @@ static void do_create(struct sap_ctx *c, const struct rq *r, struct target *t, s
     struct wctx w = {
         .c = c, .service = r->service, .details = json_array(), .expand = json_array()};
     sap_db_begin(c, "sap_create");
-    json_t *e = create(&w, s, in, t->pset, t->parent, t->nav, 0);
+    json_t *e = create(&w, s, in, t->pset, t->parent, t->nav, 0, "");
     if (!e) {
         sap_db_end(c, "sap_create", 0);
         sap_error(resp, w.status, r->service, w.code, json_incref(w.details), "%s", w.msg);

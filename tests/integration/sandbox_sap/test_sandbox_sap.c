@@ -446,6 +446,10 @@ static void test_deep_insert_and_credit(void)
         json_object_get(json_object_get(d_of(&r), "to_BusinessPartnerAddress"), "results"), 0);
     CHECK(strcmp(str_at(addr, "HouseNumber"), "12a") == 0, "address echoed");
     CHECK(strlen(str_at(addr, "AddressID")) > 0, "address id");
+    json_t *csa = json_object_get(
+        json_object_get(json_object_get(d_of(&r), "to_Customer"), "to_CustomerSalesArea"),
+        "results");
+    CHECK(json_array_size(csa) == 1, "nested children echoed");
     CHECK(header(&r, "Location", v, sizeof v) != NULL, "location");
     resp_free(&r);
     char p[256];
