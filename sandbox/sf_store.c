@@ -612,17 +612,40 @@ static void check_rules(struct sf_ctx *c, const struct sf_object *o, json_t *rec
         find_by_field(c, "Account", "BillingPostalCode", str_of(rec, "BillingPostalCode"), self, b);
         size_t i, k;
         json_t *x, *y;
-        int dup = 0;
+        json_t *matches = json_array();
         json_array_foreach(a, i, x)
         {
             json_array_foreach(b, k, y)
             {
-                dup |= json_equal(x, y);
+                if (json_equal(x, y)) {
+                    char url[120];
+                    snprintf(url, sizeof url, "/services/data/v60.0/sobjects/Account/%s",
+                             json_string_value(x));
+                    json_array_append_new(matches, json_pack("{s:[],s:[],s:f,s:{s:{s:s,s:s},s:O}}",
+                                                             "additionalInformation", "fieldDiffs",
+                                                             "matchConfidence", 100.0, "record",
+                                                             "attributes", "type", "Account", "url",
+                                                             url, "Id", x));
+                }
             }
         }
-        if (dup) {
-            sf_err_add(errs, "DUPLICATES_DETECTED", "Use one of these records?", NULL);
+        if (json_array_size(matches)) {
+            /* the org's answer names the existing records, so a client can link to them */
+            json_t *dr = json_pack(
+                "{s:b,s:s,s:s,s:s,s:[{s:s,s:[],s:s,s:O,s:s,s:I,s:b}]}", "allowSave", 0,
+                "duplicateRule", "Standard_Account_Duplicate_Rule", "duplicateRuleEntityType",
+                "Account", "errorMessage",
+                "You're creating a duplicate record. We recommend you use an existing record "
+                "instead.",
+                "matchResults", "entityType", "Account", "errors", "matchEngine",
+                "ExactMatchEngine", "matchRecords", matches, "rule",
+                "Sandbox_Account_Name_PostalCode", "size", (json_int_t)json_array_size(matches),
+                "success", 1);
+            json_array_append_new(errs, json_pack("{s:o,s:s,s:s,s:[]}", "duplicateResult", dr,
+                                                  "errorCode", "DUPLICATES_DETECTED", "message",
+                                                  "Use one of these records?", "fields"));
         }
+        json_decref(matches);
         json_decref(a);
         json_decref(b);
     }

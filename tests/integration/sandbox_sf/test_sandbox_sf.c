@@ -683,11 +683,22 @@ static void test_validation(CURL *h, struct sandbox *sb)
     const char *acc = "{\"Name\":\"Twin Brothers Ltd\",\"BillingPostalCode\":\"SW1A 1AA\"}";
     api(h, sb, "POST", "/sobjects/Account", acc, &r);
     CHECK(r.status == 201, "first: %s", r.body.data);
+    char first[32];
+    snprintf(first, sizeof first, "%s", jstr(r.json, "id"));
     resp_free(&r);
     api(h, sb, "POST", "/sobjects/Account",
         "{\"Name\":\"twin brothers ltd\",\"BillingPostalCode\":\"SW1A 1AA\"}", &r);
     CHECK(r.status == 400 && strcmp(err_code(r.json), "DUPLICATES_DETECTED") == 0, "dup: %s",
           r.body.data);
+    json_t *mr = json_array_get(
+        json_object_get(json_object_get(json_array_get(r.json, 0), "duplicateResult"),
+                        "matchResults"),
+        0);
+    CHECK(strcmp(jstr(json_object_get(json_array_get(json_object_get(mr, "matchRecords"), 0),
+                                      "record"),
+                      "Id"),
+                 first) == 0,
+          "duplicateResult names the existing record: %s", r.body.data);
     resp_free(&r);
     char url[300];
     snprintf(url, sizeof url, "%s/sobjects/Account", sb->data);
