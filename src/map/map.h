@@ -13,7 +13,10 @@
  *    Inputs are borrowed; outputs are new references owned by the caller.
  *  - Mapping is pure: the only outside facts it reads are the xref callback and env->now_ms.
  *  - Decimals are exact (scaled integers, never binary floating point); a JSON number in the
- *    input keeps its written digits.
+ *    input keeps its written digits on the text paths (es_map_eval_json*). jansson holds
+ *    non-integers as doubles: on the json_t path a decimal result becomes a json_real, and
+ *    whoever serialises it must use JSON_REAL_PRECISION(15) (15 significant digits give the
+ *    decimal text back, "19.99" and not "19.989999999999998").
  *  - Leaf module: never logs. Compile errors go to diags at the YAML file:line:column (for
  *    an `expr:` at the column inside the expression); evaluation failures fill es_map_failure.
  */
