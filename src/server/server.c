@@ -97,6 +97,10 @@ enum MHD_Result es__reply(struct es_server *srv, struct MHD_Connection *conn, st
     if (content_type) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     }
+    if (status == 503 && req && req->route >= ES__ROUTE_HOOKS) {
+        /* Nothing of the request was kept: tell the sender when to try again. */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    }
     enum MHD_Result rc = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     int route = req ? req->route : ES__ROUTE_OTHER;

@@ -570,6 +570,17 @@ static void test_pause_resume_and_health(void **state)
     assert_int_equal(r.status, 503);
     assert_non_null(strstr(r.body, "engine"));
     es_free(r.body);
+    /* While the engine stops, a webhook is either committed (2xx) or not kept at all (503,
+     * the sender retries): never answered 2xx without being in the journal. */
+    size_t before = journal_count(NULL, ES_CHANGE_STATE_LAST);
+    r = hook("{\"id\":\"S1\",\"version\":\"1\",\"data\":{\"Name\":\"Late\"}}");
+    if (r.status == 202) {
+        assert_int_equal(journal_count(NULL, ES_CHANGE_STATE_LAST), before + 2);
+    } else {
+        assert_int_equal(r.status, 503);
+        assert_int_equal(journal_count(NULL, ES_CHANGE_STATE_LAST), before);
+    }
+    es_free(r.body);
 }
 
 int main(void)
