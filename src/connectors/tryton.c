@@ -432,7 +432,8 @@ static int rpc_error(const json_t *e, const char *method, struct es_err *err)
             code = ES_EDUPLICATE;
         } else if (msg && strstr(msg, "don't exist anymore")) {
             code = ES_ENOTFOUND;
-        } else if (msg && strstr(msg, "not allowed to access")) {
+        } else if (msg && (strstr(msg, "not allowed to") || strstr(msg, "is not allowed"))) {
+            /* model/field access, record rules, buttons: the API user's rights */
             code = ES_EAUTH;
         }
     } else if (!strcmp(type, "ConcurrencyException")) {
