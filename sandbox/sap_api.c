@@ -1115,6 +1115,20 @@ static json_t *create(struct wctx *w, const struct sap_set *s, json_t *in, const
         }
     }
     fill_defaults(s, e);
+    if (strcmp(s->name, "A_SalesOrderItem") == 0) {
+        /* An item added to an existing order is priced like a deep-inserted one. */
+        json_t *prod = sap_get(c, sap_set_any("A_Product"), sget(e, "Material"));
+        if (!prod) {
+            wfail(w, 400, "V1/392", "Material", "Material %s does not exist",
+                  *sget(e, "Material") ? sget(e, "Material") : "''");
+        }
+        json_decref(prod);
+        const char *cur = NULL;
+        set_amount(e, "NetAmount",
+                   unit_price(c, sget(e, "Material"), &cur) *
+                       strtod(sget(e, "RequestedQuantity"), NULL));
+        json_object_set_new(e, "TransactionCurrency", json_string(cur ? cur : "EUR"));
+    }
     if (json_array_size(w->details) > before) {
         goto fail;
     }
@@ -1716,9 +1730,17 @@ static const char *hdr(const char *h, size_t len, const char *name, char *out, s
     return NULL;
 }
 
+/* Content-ID of a part: in the MIME part headers or, as some clients send it, among the
+ * headers of the embedded request. */
+static int cid_in_part(const struct part *pt, const char *h, size_t hlen, char *out, size_t cap)
+{
+    return hdr(pt->head, pt->head_len, "Content-ID", out, cap) != NULL ||
+           hdr(h, hlen, "Content-ID", out, cap) != NULL;
+}
+
 /* Runs one application/http part; the response is appended as an HTTP message. */
 static int run_part(struct sap_ctx *c, const struct rq *outer, const struct part *pt,
-                    int in_changeset, struct es_buf *out, struct sb_resp *single)
+                    int in_changeset, struct es_buf *out, json_t *cids)
 {
     /* pt->body = "METHOD URL HTTP/1.1\r\nheaders\r\n\r\nbody" */
     const char *p = pt->body;
@@ -1727,6 +1749,7 @@ static int run_part(struct sap_ctx *c, const struct rq *outer, const struct part
     struct sb_resp r;
     resp_init(&r);
     char method[16] = "", url[4096] = "";
+    char cid[128] = "";
     int status;
     if (!eol || sscanf(p, "%15s %4095s", method, url) != 2) {
         sap_error(&r, 400, outer->service, "/IWBEP/CM_MGW_RT/030", NULL,
@@ -1752,6 +1775,24 @@ static int run_part(struct sap_ctx *c, const struct rq *outer, const struct part
         if (qm) {
             *qm = '\0';
         }
+        /* "$<Content-ID>/rest" refers to an entity created earlier in the change set. */
+        char resolved[4096];
+        int bad_ref = 0;
+        if (u[0] == '$' && cids && strcmp(u, "$batch") != 0) {
+            size_t n = strcspn(u + 1, "/");
+            char id[128];
+            snprintf(id, sizeof id, "%.*s", (int)(n < sizeof id ? n : sizeof id - 1), u + 1);
+            const char *target = json_string_value(json_object_get(cids, id));
+            if (target) {
+                snprintf(resolved, sizeof resolved, "%s%s", target, u + 1 + n);
+                u = resolved;
+            } else {
+                bad_ref = 1;
+            }
+        }
+        if (!cid_in_part(pt, h, hlen, cid, sizeof cid)) {
+            cid[0] = '\0';
+        }
         struct rq sub = {.method = method,
                          .service = outer->service,
                          .res = u,
@@ -1760,7 +1801,10 @@ static int run_part(struct sap_ctx *c, const struct rq *outer, const struct part
                          .body_len = (size_t)(end - body),
                          .if_match = im,
                          .in_batch = 1};
-        if (in_changeset && strcmp(method, "GET") == 0) {
+        if (bad_ref) {
+            sap_error(&r, 404, outer->service, "/IWBEP/CM_MGW_RT/033", NULL,
+                      "Content-ID reference '%.60s' is unknown in this change set", u);
+        } else if (in_changeset && strcmp(method, "GET") == 0) {
             sap_error(&r, 400, outer->service, "/IWBEP/CM_MGW_RT/031", NULL,
                       "A change set must not contain GET requests");
         } else if (!in_changeset && strcmp(method, "GET") != 0) {
@@ -1774,14 +1818,19 @@ static int run_part(struct sap_ctx *c, const struct rq *outer, const struct part
         }
     }
     status = r.status;
-    if (single) {
-        resp_free(single);
-        *single = r;
-        return status;
+    if (cids && cid[0] && status == 201) {
+        for (int i = 0; i < r.nheaders; i++) {
+            char prefix[256];
+            snprintf(prefix, sizeof prefix, ROOT "%s/", outer->service);
+            const char *at =
+                strcasecmp(r.hname[i], "Location") == 0 ? strstr(r.hvalue[i], prefix) : NULL;
+            if (at) {
+                json_object_set_new(cids, cid, json_string(at + strlen(prefix)));
+            }
+        }
     }
     es_buf_puts(out, "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n");
-    char cid[128];
-    if (hdr(pt->head, pt->head_len, "Content-ID", cid, sizeof cid)) {
+    if (cid[0]) {
         es_buf_printf(out, "Content-ID: %s\r\n", cid);
     }
     es_buf_printf(out, "\r\nHTTP/1.1 %d %s\r\n", r.status, reason(r.status));
@@ -1838,10 +1887,11 @@ static void exec_batch(struct sap_ctx *c, const struct rq *r, const char *ctype,
             struct sb_resp failed;
             resp_init(&failed);
             int bad = 0;
+            json_t *cids = json_object();
             sap_db_begin(c, "sap_changeset");
             for (int k = 0; k < m && !bad; k++) {
                 es_buf_printf(&cso, "--changeset_%s\r\n", rb);
-                int st = run_part(c, r, &inner[k], 1, &cso, NULL);
+                int st = run_part(c, r, &inner[k], 1, &cso, cids);
                 if (st >= 400) {
                     bad = 1;
                     /* Re-run is not possible: keep the failing answer from the buffer. */
@@ -1884,6 +1934,7 @@ static void exec_batch(struct sap_ctx *c, const struct rq *r, const char *ctype,
                 es_buf_printf(&out, "--changeset_%s--\r\n", rb);
             }
             resp_free(&failed);
+            json_decref(cids);
             es_buf_release(&cso);
         } else {
             run_part(c, r, &parts[i], 0, &out, NULL);

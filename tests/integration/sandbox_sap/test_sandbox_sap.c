@@ -639,6 +639,48 @@ static void test_batch(void)
                  "en") == 0,
           "404 error body");
     resp_free(&r);
+    /* Content-ID reference: an item for the order created in the same change set */
+    const char *ref = "--b3\r\n"
+                      "Content-Type: multipart/mixed; boundary=cs3\r\n\r\n"
+                      "--cs3\r\n"
+                      "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+                      "Content-ID: 1\r\n\r\n"
+                      "POST A_SalesOrder HTTP/1.1\r\nContent-Type: application/json\r\n\r\n"
+                      "{\"SalesOrderType\":\"OR\",\"SalesOrganization\":\"1010\","
+                      "\"SoldToParty\":\"10100002\",\"PurchaseOrderByCustomer\":\"PO-CID\","
+                      "\"to_Item\":[{\"Material\":\"TG1001\",\"RequestedQuantity\":\"1\"}]}\r\n"
+                      "--cs3\r\n"
+                      "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+                      "Content-ID: 2\r\n\r\n"
+                      "POST $1/to_Item HTTP/1.1\r\nContent-Type: application/json\r\n\r\n"
+                      "{\"SalesOrderItem\":\"20\",\"Material\":\"TG1002\","
+                      "\"RequestedQuantity\":\"2\"}\r\n"
+                      "--cs3--\r\n"
+                      "--b3--\r\n";
+    const char *h4[] = {th, "Content-Type: multipart/mixed; boundary=b3", NULL};
+    req(session, "POST", SO "$batch", ref, h4, 1, &r);
+    CHECK(r.status == 202, "batch %ld", r.status);
+    const char *first201 = strstr(body_text(&r), "HTTP/1.1 201 Created");
+    CHECK(first201 && strstr(first201 + 10, "HTTP/1.1 201 Created"), "two creates: %s",
+          body_text(&r));
+    resp_free(&r);
+    req(session, "GET",
+        SO "A_SalesOrder?$filter=PurchaseOrderByCustomer%20eq%20'PO-CID'&$expand=to_Item", NULL,
+        NULL, 1, &r);
+    json_t *o = json_array_get(json_object_get(d_of(&r), "results"), 0);
+    json_t *its = json_object_get(json_object_get(o, "to_Item"), "results");
+    CHECK(json_array_size(its) == 2, "item added through $1: %zu", json_array_size(its));
+    double net = 0;
+    size_t k;
+    json_t *it;
+    json_array_foreach(its, k, it)
+    {
+        net += strtod(str_at(it, "NetAmount"), NULL);
+    }
+    CHECK(net > 0 && strtod(str_at(o, "TotalNetAmount"), NULL) > net - 0.01 &&
+              strtod(str_at(o, "TotalNetAmount"), NULL) < net + 0.01,
+          "total %s vs items %.3f", str_at(o, "TotalNetAmount"), net);
+    resp_free(&r);
     /* $batch needs the token too */
     const char *h3[] = {"Content-Type: multipart/mixed; boundary=batch_1", NULL};
     req(session, "POST", PR "$batch", ok, h3, 1, &r);
