@@ -353,6 +353,20 @@ static int parse_lit(struct parser *P, struct lit *l)
 
 static struct node *parse_or(struct parser *P);
 
+/* 15-character id literals compare equal to the stored 18-character ids. */
+static void norm_ids(struct node *n)
+{
+    if (!n->path.f || (n->path.f->type != SF_ID && n->path.f->type != SF_REFERENCE)) {
+        return;
+    }
+    for (int i = 0; i < n->nlits; i++) {
+        char id18[19];
+        if (n->lits[i].k == L_STR && sf_id18(n->lits[i].s, id18)) {
+            es_strlcpy(n->lits[i].s, id18, sizeof n->lits[i].s);
+        }
+    }
+}
+
 static struct node *parse_cmp(struct parser *P, const struct sf_object *o)
 {
     struct tok *t = &P->L.cur;
@@ -409,6 +423,7 @@ static struct node *parse_cmp(struct parser *P, const struct sf_object *o)
             }
             if (t->k == T_RP) {
                 lex_next(&P->L);
+                norm_ids(n);
                 break;
             }
             unexpected(P);
@@ -436,6 +451,7 @@ static struct node *parse_cmp(struct parser *P, const struct sf_object *o)
     n->lits = es_xcalloc(1, sizeof *n->lits);
     n->nlits = 1;
     parse_lit(P, &n->lits[0]);
+    norm_ids(n);
     return n;
 }
 
@@ -471,7 +487,7 @@ static int parse_query(struct parser *P, struct query *Q)
 {
     struct tok *t = &P->L.cur;
     char sel_text[128][256];
-    int nsel_text = 0;
+    int nsel_text = 0, fields_kind = 0; /* FIELDS(ALL=1|STANDARD=2|CUSTOM=3) */
     lex_next(&P->L);
     if (!is_kw(t, "SELECT")) {
         unexpected(P);
@@ -500,6 +516,33 @@ static int parse_query(struct parser *P, struct query *Q)
             if (nsel_text >= 128) {
                 perr(P, "MALFORMED_QUERY", "too many fields");
                 return -1;
+            }
+            if (is_kw(t, "FIELDS")) {
+                lex_next(&P->L);
+                if (t->k != T_LP) {
+                    unexpected(P);
+                    return -1;
+                }
+                lex_next(&P->L);
+                fields_kind = is_kw(t, "ALL")        ? 1
+                              : is_kw(t, "STANDARD") ? 2
+                              : is_kw(t, "CUSTOM")   ? 3
+                                                     : 0;
+                if (!fields_kind) {
+                    unexpected(P);
+                    return -1;
+                }
+                lex_next(&P->L);
+                if (t->k != T_RP) {
+                    unexpected(P);
+                    return -1;
+                }
+                lex_next(&P->L);
+                if (t->k == T_COMMA) {
+                    lex_next(&P->L);
+                    continue;
+                }
+                break;
             }
             es_strlcpy(sel_text[nsel_text++], t->text, sizeof sel_text[0]);
             lex_next(&P->L);
@@ -533,6 +576,22 @@ static int parse_query(struct parser *P, struct query *Q)
         if (resolve(P, Q->obj, sel_text[i], &Q->sel[Q->nsel]) != 0) {
             return -1;
         }
+        Q->nsel++;
+    }
+    for (int i = 0; fields_kind && i < Q->obj->nfields && Q->nsel < 128; i++) {
+        const struct sf_field *f = &Q->obj->fields[i];
+        size_t n = strlen(f->name);
+        int custom = n > 3 && strcmp(f->name + n - 3, "__c") == 0;
+        int dup = 0;
+        for (int k = 0; k < Q->nsel && !dup; k++) {
+            dup = Q->sel[k].nhops == 0 && Q->sel[k].f == f;
+        }
+        if (dup || (fields_kind == 2 && custom) || (fields_kind == 3 && !custom)) {
+            continue;
+        }
+        memset(&Q->sel[Q->nsel], 0, sizeof Q->sel[0]);
+        Q->sel[Q->nsel].hop_obj[0] = Q->obj;
+        Q->sel[Q->nsel].f = f;
         Q->nsel++;
     }
     P->obj = Q->obj;
@@ -606,6 +665,10 @@ static int parse_query(struct parser *P, struct query *Q)
     }
     if (t->k != T_END) {
         unexpected(P);
+        return -1;
+    }
+    if ((fields_kind == 1 || fields_kind == 3) && (Q->limit < 0 || Q->limit > 200)) {
+        perr(P, "MALFORMED_QUERY", "The SOQL FIELDS function must have a LIMIT of at most 200");
         return -1;
     }
     return 0;

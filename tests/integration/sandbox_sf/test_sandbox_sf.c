@@ -922,6 +922,22 @@ static void test_soql(CURL *h, struct sandbox *sb)
               json_object_get(json_object_get(rec0, "Account"), "attributes"),
           "relationship: %s", r.body.data);
     resp_free(&r);
+    api(h, sb, "GET", "/query?q=SELECT+FIELDS(ALL)+FROM+Account+LIMIT+2", NULL, &r);
+    rec0 = json_array_get(json_object_get(r.json, "records"), 0);
+    CHECK(r.status == 200 && json_object_get(rec0, "SAP_Customer_No__c") &&
+              json_object_get(rec0, "BillingAddress") && json_object_get(rec0, "Name"),
+          "FIELDS(ALL): %.300s", r.body.data);
+    char id15[16];
+    snprintf(id15, sizeof id15, "%.15s", jstr(rec0, "Id"));
+    resp_free(&r);
+    char q15[200];
+    snprintf(q15, sizeof q15, "/query?q=SELECT+Id+FROM+Account+WHERE+Id+IN+('%s')", id15);
+    api(h, sb, "GET", q15, NULL, &r);
+    CHECK(total(&r) == 1, "a 15-char id literal matches: %s", r.body.data);
+    resp_free(&r);
+    api(h, sb, "GET", "/query?q=SELECT+FIELDS(ALL)+FROM+Account", NULL, &r);
+    CHECK(r.status == 400, "FIELDS(ALL) needs LIMIT <= 200: %ld", r.status);
+    resp_free(&r);
     api(h, sb, "GET", "/query?q=SELEC+Id+FROM+Account", NULL, &r);
     CHECK(r.status == 400 && strcmp(err_code(r.json), "MALFORMED_QUERY") == 0, "malformed: %s",
           r.body.data);
