@@ -5,7 +5,7 @@
 # the script checks that the journal holds every accepted event.
 #
 #   make bench && bench/webhook_bench.sh
-# Environment (defaults): DURATION=10 CONNS=32 WRK_THREADS=1 EVENTS=400000 WORKERS=2
+# Environment (defaults): DURATION=10 CONNS=32 WRK_THREADS=1 EVENTS=400000 WORKERS=2 THREADS=2
 #   MODE=process   the flow's workers map and write every change while webhooks arrive
 #   MODE=ingest    the flow is paused (admin API) first: webhook -> journal commit only
 #   BIN=build/bench/erpsync  DIR=(temp dir)  KEEP=0
@@ -18,6 +18,7 @@ WRK_THREADS=${WRK_THREADS:-1}
 EVENTS=${EVENTS:-400000}
 WORKERS=${WORKERS:-2}
 MODE=${MODE:-process}
+THREADS=${THREADS:-2}
 BIN=${BIN:-$root/build/bench/erpsync}
 command -v wrk >/dev/null || { echo "webhook_bench: wrk is not installed (apt install wrk)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "webhook_bench: $BIN missing: run 'make bench' first" >&2; exit 1; }
@@ -36,7 +37,7 @@ export ES_BENCH_ADMIN_TOKEN=bench-admin-token-0123456789
 cat > "$dir/bench.yaml" <<YAML
 store: sqlite:$dir/state.db
 workers: $WORKERS
-server: {listen: 127.0.0.1:0, admin_token_env: ES_BENCH_ADMIN_TOKEN}
+server: {listen: 127.0.0.1:0, admin_token_env: ES_BENCH_ADMIN_TOKEN, threads: $THREADS}
 systems:
   crm:
     connector: memory
@@ -100,10 +101,13 @@ print(n)
 PY
 )
 echo "webhook_bench: $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), disk ${fsyncs} fdatasync/s"
-echo "webhook_bench: mode $MODE, $CONNS connections, wrk threads $WRK_THREADS, ${DURATION}s, engine workers $WORKERS"
+echo "webhook_bench: mode $MODE, $CONNS connections, wrk threads $WRK_THREADS, ${DURATION}s, server threads $THREADS, engine workers $WORKERS"
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+cpu0=$(cpu)
 BODIES="$dir/bodies.tsv" WRK_THREADS=$WRK_THREADS \
     wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$here/webhook_bench.lua" "$url" \
     > "$dir/wrk.out"
+cpu1=$(cpu)
 rss=$(awk '/^VmHWM/{print $2}' /proc/$pid/status)
 curl -fsS "http://127.0.0.1:$port/metrics" > "$dir/metrics.txt"
 kill -TERM "$pid"
@@ -119,6 +123,9 @@ done_=$(m 'erpsync_flow_records_done_total{flow="customer-to-erp"}')
 pend=$(m 'erpsync_flow_changes{flow="customer-to-erp",state="pending"}')
 echo "journal: enqueued $enq duplicates $dup done $done_ pending $pend; $commits webhook commits" \
      "($(( (enq + dup) / (commits > 0 ? commits : 1) )) events per commit); server peak RSS $((rss / 1024)) MiB"
+tck=$(getconf CLK_TCK)
+echo "erpsync CPU: $(( (cpu1 - cpu0) * 1000000 / tck / (accepted > 0 ? accepted : 1) )) us per accepted event" \
+     "($(( (cpu1 - cpu0) * 100 / tck / DURATION ))% of one core on average)"
 if [ "$((enq + dup))" -lt "$accepted" ]; then
     echo "webhook_bench: FAIL: $accepted accepted but only $((enq + dup)) in the journal" >&2
     exit 1
