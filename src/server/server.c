@@ -224,6 +224,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 req->too_big = 1;
                 return too_big(srv, conn, req);
             }
+            if (errno == 0 && end != cl && n > 0 && n <= 65536) {
+                /* One allocation for a small body; large ones grow as the bytes arrive, so
+                 * a declared length alone cannot make us allocate much. */
+                (void)es_buf_reserve(&req->body, (size_t)n);
+            }
         }
         return MHD_YES;
     }
