@@ -450,7 +450,7 @@ static void test_party_idempotent_after_timeout(void **state)
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", s.port);
     assert_int_equal(
-        open_as(&f, url, "t_idem", "TRYTON_API_LOGIN", "TRYTON_API_PASSWORD", opts, 4000, &err),
+        open_as(&f, url, "t_idem", "TRYTON_API_LOGIN", "TRYTON_API_PASSWORD", opts, 8000, &err),
         ES_OK);
     struct es_write w = {.key = "crm-1",
                          .match = "CRM-0001",
