@@ -45,6 +45,9 @@ static json_t *g_objects; /* {object: {id: {"seq": n, "data": {...}, "deleted": 
 static long long g_seq;
 static long long g_next_id;
 static json_t *g_loaded; /* {path: true}: files already replayed in this process */
+static json_t *g_index;  /* {"object\x1ffield": {value: id}}: see field_index() */
+
+static void index_note(const char *object, const char *id, json_t *data);
 
 static json_t *object_table(const char *object)
 {
@@ -67,6 +70,8 @@ void es_memory_reset(void)
     g_objects = NULL;
     json_decref(g_loaded);
     g_loaded = NULL;
+    json_decref(g_index);
+    g_index = NULL;
     g_seq = 0;
     g_next_id = 0;
     pthread_mutex_unlock(&g_lock);
@@ -79,6 +84,7 @@ void es_memory_put(const char *object, const char *id, json_t *data)
     json_t *entry =
         json_pack("{s:I, s:O, s:b}", "seq", (json_int_t)++g_seq, "data", data, "deleted", 0);
     json_object_set_new(object_table(object), id, entry);
+    index_note(object, id, data);
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -112,6 +118,7 @@ static void replay_line(const char *line, size_t len)
                                   data ? data : json_null(), "deleted",
                                   json_is_true(json_object_get(j, "deleted")));
         json_object_set_new(object_table(object), id, entry);
+        index_note(object, id, data);
         /* Ids this connector created ("M000042") must not be handed out again. */
         long long n = 0;
         if (sscanf(id, "M%lld", &n) == 1 && n > g_next_id) {
@@ -214,6 +221,18 @@ static int memory_ping(struct es_conn *c, struct es_err *err)
     return ES_OK;
 }
 
+struct pick {
+    long long seq;
+    const char *id;
+    json_t *entry;
+};
+
+static int pick_cmp(const void *a, const void *b)
+{
+    long long x = ((const struct pick *)a)->seq, y = ((const struct pick *)b)->seq;
+    return (x > y) - (x < y);
+}
+
 /* Watermark: the last sequence number read, as decimal text. */
 static int memory_read_changes(struct es_conn *c, const char *object, const char *watermark,
                                size_t limit, struct es_batch *out, struct es_err *err)
@@ -227,11 +246,7 @@ static int memory_read_changes(struct es_conn *c, const char *object, const char
     json_t *t = object_table(object);
     /* Collect entries past the watermark in sequence order. */
     size_t n = json_object_size(t);
-    struct pick {
-        long long seq;
-        const char *id;
-        json_t *entry;
-    } *picks = es_xcalloc(n ? n : 1, sizeof *picks);
+    struct pick *picks = es_xcalloc(n ? n : 1, sizeof *picks);
     size_t np = 0;
     const char *id;
     json_t *entry;
@@ -245,15 +260,7 @@ static int memory_read_changes(struct es_conn *c, const char *object, const char
             np++;
         }
     }
-    for (size_t i = 1; i < np; i++) { /* insertion sort: test data is small */
-        struct pick p = picks[i];
-        size_t j = i;
-        while (j > 0 && picks[j - 1].seq > p.seq) {
-            picks[j] = picks[j - 1];
-            j--;
-        }
-        picks[j] = p;
-    }
+    qsort(picks, np, sizeof *picks, pick_cmp);
     long long last = from;
     for (size_t i = 0; i < np && (limit == 0 || out->count < limit); i++) {
         char version[32];
@@ -293,18 +300,52 @@ static int memory_get(struct es_conn *c, const char *object, const char *id, jso
     return ES_OK;
 }
 
-static const char *find_by_field(json_t *t, const char *field, const char *value)
+/* The index of object's records by one field: {value: id}, built on first use and kept up
+ * to date by writes (caller holds g_lock). Upserts by external id stay O(1) on big tables. */
+static json_t *field_index(const char *object, const char *field)
 {
-    const char *id;
-    json_t *entry;
-    json_object_foreach(t, id, entry)
+    if (!g_index) {
+        g_index = json_object();
+    }
+    char *name = es_xasprintf("%s\x1f%s", object, field);
+    json_t *ix = json_object_get(g_index, name);
+    if (!ix) {
+        ix = json_object();
+        const char *id;
+        json_t *entry;
+        json_object_foreach(object_table(object), id, entry)
+        {
+            json_t *v = json_object_get(json_object_get(entry, "data"), field);
+            if (json_is_string(v)) {
+                json_object_set_new(ix, json_string_value(v), json_string(id));
+            }
+        }
+        json_object_set_new(g_index, name, ix);
+    }
+    es_free(name);
+    return ix;
+}
+
+/* Keeps every index of object current after record id got data (caller holds g_lock). */
+static void index_note(const char *object, const char *id, json_t *data)
+{
+    size_t olen = strlen(object);
+    const char *name;
+    json_t *ix;
+    json_object_foreach(g_index, name, ix)
     {
-        json_t *v = json_object_get(json_object_get(entry, "data"), field);
-        if (json_is_string(v) && strcmp(json_string_value(v), value) == 0) {
-            return id;
+        if (strncmp(name, object, olen) == 0 && name[olen] == '\x1f') {
+            json_t *v = json_object_get(data, name + olen + 1);
+            if (json_is_string(v)) {
+                json_object_set_new(ix, json_string_value(v), json_string(id));
+            }
         }
     }
-    return NULL;
+}
+
+static const char *find_by_field(const char *object, const char *field, const char *value)
+{
+    return json_string_value(json_object_get(field_index(object, field), value));
 }
 
 static int memory_write_batch(struct es_conn *c, const char *object, enum es_write_op op,
@@ -330,7 +371,7 @@ static int memory_write_batch(struct es_conn *c, const char *object, enum es_wri
         }
         const char *id = in[i].target_id;
         if (!id && external_id && in[i].match) {
-            id = find_by_field(t, external_id, in[i].match);
+            id = find_by_field(object, external_id, in[i].match);
         }
         char fresh[32];
         if (!id && (op == ES_WRITE_UPDATE || op == ES_WRITE_DELETE)) {
@@ -348,6 +389,7 @@ static int memory_write_batch(struct es_conn *c, const char *object, enum es_wri
                       in[i].data ? in[i].data : json_null(), "deleted", op == ES_WRITE_DELETE);
         r->target_id = es_xstrdup(id);
         json_object_set_new(t, id, entry);
+        index_note(object, id, in[i].data);
         r->code = ES_OK;
         if (ctx->fd >= 0) {
             json_t *line = json_pack("{s:s, s:s, s:s?, s:O, s:b}", "o", object, "id", id, "key",

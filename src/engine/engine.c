@@ -653,7 +653,7 @@ static void fail_item(struct worker *w, struct flow_rt *rt, struct item *it, str
     }
     es_err_context(&it->err, f->to, f->name, it->ch->key);
     struct es_log_ctx lc = {f->name, f->to};
-    enum es_log_level lvl = o->state == ES_CHANGE_RETRY ? ES_LOG_INFO : ES_LOG_WARN;
+    enum es_log_level lvl = o->state == ES_CHANGE_RETRY ? ES_LOG_DEBUG : ES_LOG_WARN;
     es_log(&lc, lvl, "change %" PRId64 " key=%s attempt=%d -> %s: %s: %s", it->ch->id, it->ch->key,
            it->ch->attempts, es_change_state_name(o->state), es_code_name(it->err.code),
            it->err.msg);
@@ -698,6 +698,7 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
         it->written = -1;
         outs[i].id = ch[i].id;
         outs[i].lease = ch[i].lease;
+        outs[i].leased = &ch[i];
         if (!conn) {
             it->err = err;
             continue;

@@ -37,10 +37,10 @@ static const char *const migrations[] = {
     " last_code INTEGER NOT NULL DEFAULT 0,"
     " last_msg TEXT, last_remote_code TEXT, last_remote_msg TEXT, last_hint TEXT, note TEXT,"
     " UNIQUE(flow, key, version));"
-    "CREATE INDEX changes_open ON changes(flow, id) WHERE state IN (0,1,3);"
-    "CREATE INDEX changes_key ON changes(flow, key, id) WHERE state IN (0,1,3);"
+    "CREATE INDEX changes_open ON changes(flow, id) WHERE state <> 2 AND state < 4;"
+    "CREATE INDEX changes_key ON changes(flow, key, id) WHERE state <> 2 AND state < 4;"
     "CREATE INDEX changes_leased ON changes(lease_until) WHERE state = 1;"
-    "CREATE INDEX changes_parked ON changes(state, id) WHERE state IN (4,5);"
+    "CREATE INDEX changes_parked ON changes(state, id) WHERE state >= 4;"
     "CREATE TABLE payloads(id INTEGER PRIMARY KEY, body TEXT);"
     "CREATE TABLE cursors(flow TEXT NOT NULL, name TEXT NOT NULL, value TEXT,"
     " updated INTEGER NOT NULL, PRIMARY KEY(flow, name)) WITHOUT ROWID;"
@@ -74,10 +74,12 @@ enum {
     Q_CURSOR_DEL,
     Q_CURSOR_GET,
     Q_COUNT_ADD,
+    Q_EXPIRED,
     Q_EXPIRE,
     Q_PAUSED,
     Q_CANDIDATES,
     Q_TAKE,
+    Q_HOLDER,
     Q_COMPLETE,
     Q_AUDIT,
     Q_SUCCESS,
@@ -100,23 +102,27 @@ static const char *const sql_text[Q_LAST] = {
     [Q_CURSOR_GET] = "SELECT value FROM cursors WHERE flow = ?1 AND name = ?2",
     [Q_COUNT_ADD] = "INSERT INTO counts(flow, name, n) VALUES(?1, ?2, ?3)"
                     " ON CONFLICT(flow, name) DO UPDATE SET n = n + excluded.n",
+    [Q_EXPIRED] = "SELECT flow FROM changes WHERE state = 1 AND lease_until < ?1",
     [Q_EXPIRE] = "UPDATE changes SET state = 0, lease = 0, updated = ?1"
-                 " WHERE state = 1 AND lease_until < ?1 RETURNING flow",
+                 " WHERE state = 1 AND lease_until < ?1",
     [Q_PAUSED] = "SELECT paused FROM flows WHERE flow = ?1",
     /* Only the oldest open change of a key may be leased (ordering per record key). The
      * state terms repeat the partial indexes' WHERE so the planner can use them. */
     [Q_CANDIDATES] = "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
-                     " WHERE c.flow = ?1 AND c.state IN (0,1,3) AND c.state <> 1"
+                     " WHERE c.flow = ?1 AND c.state <> 2 AND c.state < 4 AND c.state <> 1"
                      " AND c.next_at <= ?2 AND NOT EXISTS (SELECT 1 FROM changes o"
-                     "  WHERE o.flow = ?1 AND o.key = c.key AND o.state IN (0,1,3)"
+                     "  WHERE o.flow = ?1 AND o.key = c.key AND o.state <> 2 AND o.state < 4"
                      "  AND o.id < c.id)"
                      " ORDER BY c.id LIMIT ?3",
     [Q_TAKE] = "UPDATE changes SET state = 1, lease = ?2, lease_until = ?3, updated = ?4,"
                " attempts = attempts + 1 WHERE id = ?1",
+    /* No RETURNING on hot paths: SQLite builds a temporary table for it per statement. */
+    [Q_HOLDER] = "SELECT flow, key, attempts FROM changes WHERE id = ?1 AND state = 1"
+                 " AND lease = ?2",
     [Q_COMPLETE] = "UPDATE changes SET state = ?3, next_at = ?4, lease = 0, lease_until = 0,"
                    " updated = ?5, last_code = ?6, last_msg = ?7, last_remote_code = ?8,"
                    " last_remote_msg = ?9, last_hint = ?10, note = ?11"
-                   " WHERE id = ?1 AND state = 1 AND lease = ?2 RETURNING flow, key, attempts",
+                   " WHERE id = ?1 AND state = 1 AND lease = ?2",
     [Q_AUDIT] = "INSERT INTO audit(change_id, flow, key, ts, state, code, attempt, duration_ms, "
                 "msg) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [Q_SUCCESS] = "INSERT INTO flows(flow, last_success) VALUES(?1, ?2)"
@@ -465,15 +471,23 @@ static void read_change(sqlite3_stmt *st, struct es_change *c)
 
 static int expire(struct sqlite_store *s, int64_t now, struct es_err *err)
 {
-    sqlite3_stmt *st = q(s, Q_EXPIRE);
+    sqlite3_stmt *st = q(s, Q_EXPIRED);
     sqlite3_bind_int64(st, 1, now);
-    int r;
+    int r, found = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         move_state(s, (const char *)sqlite3_column_text(st, 0), ES_CHANGE_LEASED,
                    ES_CHANGE_PENDING);
+        found = 1;
     }
     if (r != SQLITE_DONE) {
         return db_fail(s, err, "lease expiry");
+    }
+    if (found) {
+        st = q(s, Q_EXPIRE);
+        sqlite3_bind_int64(st, 1, now);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            return db_fail(s, err, "lease expiry");
+        }
     }
     return ES_OK;
 }
@@ -644,9 +658,30 @@ static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_
             rc = es_err_set(err, ES_EINVAL, "outcome of change %lld: bad state", (long long)o->id);
             break;
         }
-        sqlite3_stmt *st = q(s, Q_COMPLETE);
+        char *flow = NULL, *key = NULL;
+        int attempts = 0;
+        sqlite3_stmt *st;
+        if (!o->leased) {
+            st = q(s, Q_HOLDER);
+            sqlite3_bind_int64(st, 1, o->id);
+            sqlite3_bind_int64(st, 2, (int64_t)o->lease);
+            int r = sqlite3_step(st);
+            if (r == SQLITE_DONE) {
+                o->stale = 1; /* the lease was lost: someone else owns the change now */
+                continue;
+            }
+            if (r != SQLITE_ROW) {
+                rc = db_fail(s, err, "complete");
+                break;
+            }
+            flow = col_dup(st, 0);
+            key = col_dup(st, 1);
+            attempts = sqlite3_column_int(st, 2);
+            sqlite3_reset(st);
+        }
+        o->stale = 0;
+        st = q(s, Q_COMPLETE);
         sqlite3_bind_int64(st, 1, o->id);
-        sqlite3_bind_int64(st, 2, (int64_t)o->lease);
         sqlite3_bind_int(st, 3, (int)o->state);
         sqlite3_bind_int64(st, 4, o->state == ES_CHANGE_RETRY ? o->next_at_ms : 0);
         sqlite3_bind_int64(st, 5, now_ms);
@@ -656,20 +691,24 @@ static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_
         bind_opt(st, 9, e ? e->remote_msg : NULL);
         bind_opt(st, 10, e ? e->hint : NULL);
         bind_opt(st, 11, o->note);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_DONE) {
-            o->stale = 1; /* the lease was lost: someone else owns the change now */
-            continue;
-        }
-        if (r != SQLITE_ROW) {
+        sqlite3_bind_int64(st, 2, (int64_t)o->lease);
+        if (sqlite3_step(st) != SQLITE_DONE) {
             rc = db_fail(s, err, "complete");
+            es_free(flow);
+            es_free(key);
             break;
         }
-        o->stale = 0;
-        char *flow = col_dup(st, 0);
-        char *key = col_dup(st, 1);
-        int attempts = sqlite3_column_int(st, 2);
-        sqlite3_reset(st);
+        if (sqlite3_changes(s->db) == 0) {
+            o->stale = 1; /* the lease was lost: someone else owns the change now */
+            es_free(flow);
+            es_free(key);
+            continue;
+        }
+        if (o->leased) {
+            flow = es_xstrdup(o->leased->flow);
+            key = es_xstrdup(o->leased->key);
+            attempts = o->leased->attempts;
+        }
         move_state(s, flow, ES_CHANGE_LEASED, (int)o->state);
         delta_add(s, flow, count_outcome[o->state], 1);
         rc = audit_put(s, o->id, flow, key, now_ms, (int)o->state, e ? e->code : ES_OK, attempts,
@@ -829,7 +868,8 @@ static int sqlite_stats(struct es_store *base, const char *flow, int64_t now_ms,
     sqlite3_finalize(st);
     st = NULL;
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT created FROM changes WHERE flow = ?1 AND state IN (0,1,3)"
+                           "SELECT created FROM changes WHERE flow = ?1 AND state <> 2"
+                           " AND state < 4"
                            " ORDER BY id LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "stats");
@@ -872,7 +912,7 @@ static int sqlite_list(struct es_store *base, const struct es_change_filter *f,
     const char *sql =
         state == ES_CHANGE_REVIEW || state == ES_CHANGE_DEAD
             ? "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
-              " WHERE c.state IN (4,5) AND c.state = ?2 AND (?1 IS NULL OR c.flow = ?1)"
+              " WHERE c.state >= 4 AND c.state = ?2 AND (?1 IS NULL OR c.flow = ?1)"
               " AND c.id > ?3 ORDER BY c.id LIMIT ?4"
             : "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
               " WHERE (?1 IS NULL OR c.flow = ?1) AND (?2 < 0 OR c.state = ?2)"

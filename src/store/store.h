@@ -100,6 +100,8 @@ struct es_outcome {
     const struct es_xref_in *xref; /* DONE: xref/fingerprint to record, or NULL */
     const char *note;              /* free text for the audit ("unchanged", "resolved: ...") */
     int stale;                     /* OUT: 1 when the lease was lost and nothing was written */
+    /* Optional: the change as leased (saves a read of its flow, key and attempts). */
+    const struct es_change *leased;
 };
 
 /* Per-flow figures for status, /metrics and /healthz. */
