@@ -649,6 +649,22 @@ static void check_rules(struct sf_ctx *c, const struct sf_object *o, json_t *rec
         json_decref(a);
         json_decref(b);
     }
+    if (strcmp(o->name, "OrderItem") == 0 && !self && !json_array_size(errs)) {
+        json_t *ord = sf_rec_get(c, str_of(rec, "OrderId"), 0, NULL);
+        json_t *pbe = sf_rec_get(c, str_of(rec, "PricebookEntryId"), 0, NULL);
+        const char *opb = ord ? str_of(ord, "Pricebook2Id") : "";
+        if (!*opb) {
+            sf_err_add(errs, "FIELD_INTEGRITY_EXCEPTION", "Price Book Not Set on Order", NULL);
+        } else if (pbe && strcmp(opb, str_of(pbe, "Pricebook2Id")) != 0) {
+            sf_err_add(errs, "FIELD_INTEGRITY_EXCEPTION",
+                       "field integrity exception: PricebookEntryId (pricebook entry is in a "
+                       "different pricebook than the one assigned to the order, or order has "
+                       "no pricebook assigned)",
+                       "PricebookEntryId");
+        }
+        json_decref(ord);
+        json_decref(pbe);
+    }
     if (strcmp(o->name, "PricebookEntry") == 0 && !self && !json_array_size(errs)) {
         json_t *pb = sf_rec_get(c, str_of(rec, "Pricebook2Id"), 0, NULL);
         int standard = pb && json_is_true(json_object_get(pb, "IsStandard"));
@@ -775,6 +791,31 @@ static int store(struct sf_ctx *c, const struct sf_object *o, const char *id, co
     return rc;
 }
 
+/* Order.TotalAmount is the sum of its live items' TotalPrice; like a roll-up summary it moves
+ * the order's SystemModstamp (not its LastModifiedDate). */
+static void rollup_order(struct sf_ctx *c, const char *order_id)
+{
+    if (!order_id || !*order_id) {
+        return;
+    }
+    char dt[32];
+    int64_t now = sb_now_ms();
+    sf_fmt_dt(now, dt);
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(
+        c->db,
+        "UPDATE rec SET modstamp=?2, data=json_set(data,'$.TotalAmount',"
+        "(SELECT coalesce(round(sum(json_extract(i.data,'$.TotalPrice')),2),0) FROM rec i "
+        "WHERE i.obj='OrderItem' AND i.deleted=0 AND json_extract(i.data,'$.OrderId')=?1),"
+        "'$.SystemModstamp',?3) WHERE id=?1 AND obj='Order'",
+        -1, &st, NULL);
+    sqlite3_bind_text(st, 1, order_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, dt, -1, SQLITE_STATIC);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
+}
+
 int sf_rec_create(struct sf_ctx *c, const struct sf_object *o, json_t *in, int allow_dup,
                   const char *origin, char id_out[19], json_t *errs)
 {
@@ -812,6 +853,9 @@ int sf_rec_create(struct sf_ctx *c, const struct sf_object *o, json_t *in, int a
         return -1;
     }
     memcpy(id_out, id, 19);
+    if (strcmp(o->name, "OrderItem") == 0) {
+        rollup_order(c, str_of(rec, "OrderId"));
+    }
     sf_notify(c, o, id, "CREATE", NULL, rec, origin);
     json_decref(rec);
     return 0;
@@ -875,6 +919,9 @@ int sf_rec_update(struct sf_ctx *c, const struct sf_object *o, const char *id, j
     stamp(c, rec, now, 0);
     store(c, o, id18, rec, now, 0, 0);
     json_array_append_new(changed, json_string("LastModifiedDate"));
+    if (strcmp(o->name, "OrderItem") == 0) {
+        rollup_order(c, str_of(rec, "OrderId"));
+    }
     sf_notify(c, o, id18, "UPDATE", changed, rec, origin);
     json_decref(changed);
     json_decref(rec);
@@ -903,6 +950,9 @@ int sf_rec_delete(struct sf_ctx *c, const char *id, const char *origin, json_t *
     sf_fmt_dt(now, dt);
     json_object_set_new(rec, "SystemModstamp", json_string(dt));
     store(c, o, id18, rec, now, 0, 1);
+    if (strcmp(o->name, "OrderItem") == 0) {
+        rollup_order(c, str_of(rec, "OrderId"));
+    }
     sf_notify(c, o, id18, "DELETE", NULL, NULL, origin);
     json_decref(rec);
     return 0;

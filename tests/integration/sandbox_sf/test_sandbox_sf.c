@@ -724,6 +724,54 @@ static void test_validation(CURL *h, struct sandbox *sb)
     CHECK(r.status == 400 && strcmp(err_code(r.json), "STANDARD_PRICE_NOT_DEFINED") == 0,
           "standard price: %s", r.body.data);
     resp_free(&r);
+    /* orders: items need the order's price book; TotalAmount rolls up */
+    api(h, sb, "GET",
+        "/query?q=SELECT+Id,Pricebook2Id,UnitPrice+FROM+PricebookEntry+WHERE+"
+        "Pricebook2.IsStandard=true+LIMIT+1",
+        NULL, &r);
+    json_t *pbe = json_array_get(json_object_get(r.json, "records"), 0);
+    char pbe_id[32], std_pb[32];
+    double price = json_number_value(json_object_get(pbe, "UnitPrice"));
+    snprintf(pbe_id, sizeof pbe_id, "%s", jstr(pbe, "Id"));
+    snprintf(std_pb, sizeof std_pb, "%s", jstr(pbe, "Pricebook2Id"));
+    CHECK(r.status == 200 && pbe_id[0] && price > 0, "standard entry: %s", r.body.data);
+    resp_free(&r);
+    api(h, sb, "POST", "/sobjects/Account", "{\"Name\":\"Order Customer\"}", &r);
+    char acc_id[32];
+    snprintf(acc_id, sizeof acc_id, "%s", jstr(r.json, "id"));
+    resp_free(&r);
+    snprintf(body, sizeof body,
+             "{\"AccountId\":\"%s\",\"EffectiveDate\":\"2026-11-27\",\"Status\":\"Draft\"}",
+             acc_id);
+    api(h, sb, "POST", "/sobjects/Order", body, &r);
+    char no_pb[32];
+    snprintf(no_pb, sizeof no_pb, "%s", jstr(r.json, "id"));
+    CHECK(r.status == 201 && is_sf_id(no_pb, "801"), "order: %s", r.body.data);
+    resp_free(&r);
+    snprintf(body, sizeof body,
+             "{\"OrderId\":\"%s\",\"PricebookEntryId\":\"%s\",\"Quantity\":2,\"UnitPrice\":5}",
+             no_pb, pbe_id);
+    api(h, sb, "POST", "/sobjects/OrderItem", body, &r);
+    CHECK(r.status == 400 && strcmp(err_code(r.json), "FIELD_INTEGRITY_EXCEPTION") == 0,
+          "item on an order without price book: %s", r.body.data);
+    resp_free(&r);
+    char order_path[100];
+    snprintf(order_path, sizeof order_path, "/sobjects/Order/%s", no_pb);
+    snprintf(body, sizeof body, "{\"Pricebook2Id\":\"%s\"}", std_pb);
+    api(h, sb, "PATCH", order_path, body, &r);
+    CHECK(r.status == 204, "set price book: %s", r.body.data);
+    resp_free(&r);
+    snprintf(body, sizeof body,
+             "{\"OrderId\":\"%s\",\"PricebookEntryId\":\"%s\",\"Quantity\":3,\"UnitPrice\":12.5}",
+             no_pb, pbe_id);
+    api(h, sb, "POST", "/sobjects/OrderItem", body, &r);
+    CHECK(r.status == 201 && is_sf_id(jstr(r.json, "id"), "802"), "order item: %s", r.body.data);
+    resp_free(&r);
+    api(h, sb, "GET", order_path, NULL, &r);
+    CHECK(json_number_value(json_object_get(r.json, "TotalAmount")) == 37.5 &&
+              strlen(jstr(r.json, "OrderNumber")) == 8,
+          "TotalAmount rolls up: %s", r.body.data);
+    resp_free(&r);
 }
 
 static void test_collections(CURL *h, struct sandbox *sb)
