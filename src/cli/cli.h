@@ -23,6 +23,11 @@ int es_cli_help(int argc, char **argv);
 int es_cli_version(int argc, char **argv);
 int es_cli_describe(int argc, char **argv);
 int es_cli_ping(int argc, char **argv);
+int es_cli_run(int argc, char **argv);
+int es_cli_status(int argc, char **argv);
+int es_cli_dlq(int argc, char **argv);
+int es_cli_review(int argc, char **argv);
+int es_cli_flow(int argc, char **argv);
 int es_cli_map(int argc, char **argv);
 int es_cli_test(int argc, char **argv);
 
