@@ -658,6 +658,9 @@ static int run_rule(struct es_eval *ev, const struct rule *r, long star, struct 
 static int eval_rec(const struct es_map_plan *plan, struct es_eval *ev, struct es_mv **out)
 {
     struct es_mv *outrec = es_mv_new(ev->arena, MV_OBJ);
+    /* one slot per rule up front: the output never regrows */
+    outrec->u.obj.cap = plan->nrules ? plan->nrules : 1;
+    outrec->u.obj.pairs = es_arena_alloc(ev->arena, outrec->u.obj.cap * sizeof(struct es_mv_pair));
     for (size_t i = 0; i < plan->nrules; i++) {
         const struct rule *r = &plan->rules[i];
         int rc;

@@ -90,7 +90,7 @@ static void obj_push(struct es_arena *a, struct es_mv *obj, const char *key, siz
                      struct es_mv *v)
 {
     if (obj->u.obj.n == obj->u.obj.cap) {
-        size_t cap = obj->u.obj.cap ? obj->u.obj.cap * 2 : 8;
+        size_t cap = obj->u.obj.cap ? obj->u.obj.cap * 2 : 16;
         struct es_mv_pair *pairs = es_arena_alloc(a, cap * sizeof *pairs);
         if (obj->u.obj.n) {
             memcpy(pairs, obj->u.obj.pairs, obj->u.obj.n * sizeof *pairs);
