@@ -92,7 +92,7 @@ static json_t *csv_parse(const char *s, size_t n, char d)
     json_t *rows = json_array(), *row = json_array();
     struct es_buf f;
     es_buf_init(&f, 0);
-    size_t i = 0;
+    size_t i = n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a UTF-8 BOM */
     int any = 0;
     while (i < n) {
         char ch = s[i];
