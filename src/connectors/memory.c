@@ -388,6 +388,7 @@ static int memory_write_batch(struct es_conn *c, const char *object, enum es_wri
             json_pack("{s:I, s:O, s:b}", "seq", (json_int_t)++g_seq, "data",
                       in[i].data ? in[i].data : json_null(), "deleted", op == ES_WRITE_DELETE);
         r->target_id = es_xstrdup(id);
+        id = r->target_id; /* id may point into the index, which the next lines update */
         json_object_set_new(t, id, entry);
         index_note(object, id, in[i].data);
         r->code = ES_OK;
