@@ -572,6 +572,40 @@ static void reply_json(struct sb_resp *resp, int status, json_t *d)
     sb_resp_header(resp, "dataserviceversion", "2.0");
 }
 
+/* 1 when orderby is empty or names exactly the key properties, ascending, in key order. */
+static int key_order(const struct sap_set *s, const char *orderby)
+{
+    if (!orderby || !*orderby) {
+        return 1;
+    }
+    char want[512] = "";
+    size_t n = 0;
+    for (int k = 0; k < sap_nkeys(s) && n < sizeof want; k++) {
+        n += (size_t)snprintf(want + n, sizeof want - n, "%s%s", k ? "," : "", sap_key(s, k)->name);
+    }
+    if (sap_nkeys(s) == 1 && sap_key(s, 0)->type != T_STR) {
+        return 0;
+    }
+    for (int k = 0; k < sap_nkeys(s); k++) {
+        if (sap_key(s, k)->type != T_STR) {
+            return 0;
+        }
+    }
+    char got[512];
+    size_t g = 0;
+    for (const char *p = orderby; *p && g + 1 < sizeof got; p++) {
+        if (*p != ' ') {
+            got[g++] = *p;
+        }
+    }
+    got[g] = '\0';
+    size_t gl = strlen(got);
+    if (gl > 3 && strcmp(got + gl - 3, "asc") == 0) {
+        got[gl - 3] = '\0';
+    }
+    return strcmp(got, want) == 0;
+}
+
 static void read_feed(struct sap_ctx *c, const struct rq *r, struct target *t, struct qopts *q,
                       struct sb_resp *resp)
 {
@@ -581,7 +615,10 @@ static void read_feed(struct sap_ctx *c, const struct rq *r, struct target *t, s
     if (t->parent) {
         first_key_of(t->pset, t->parent, t->nav->from, pk, sizeof pk);
     }
-    json_t *all = sap_list(c, s, t->parent ? pk : NULL);
+    /* Without $filter and ordered by the key, only the page is loaded (SQL LIMIT/OFFSET). */
+    int fast = !q->filter && key_order(s, q->orderby);
+    long long base = 0;
+    json_t *all = fast ? json_array() : sap_list(c, s, t->parent ? pk : NULL);
     struct sap_filter *f = NULL;
     if (q->filter) {
         f = sap_filter_parse(s, q->filter, why, sizeof why);
@@ -608,7 +645,8 @@ static void read_feed(struct sap_ctx *c, const struct rq *r, struct target *t, s
         sap_error(resp, 400, r->service, "/IWBEP/CM_MGW_RT/004", NULL, "%s", why);
         return;
     }
-    long long total = (long long)json_array_size(all);
+    long long total =
+        fast ? sap_count(c, s, t->parent ? pk : NULL) : (long long)json_array_size(all);
     if (t->count) {
         char n[32];
         snprintf(n, sizeof n, "%lld", total);
@@ -638,6 +676,11 @@ static void read_feed(struct sap_ctx *c, const struct rq *r, struct target *t, s
         stop = start + c->page_max;
         more = 1;
     }
+    if (fast && stop > start) {
+        json_decref(all);
+        all = sap_list_page(c, s, t->parent ? pk : NULL, start, stop - start);
+        base = start;
+    }
     json_t *select = split_list(q->select);
     json_t *expand = split_list(q->expand);
     if (check_paths(s, expand, 1, why, sizeof why) || check_paths(s, select, 0, why, sizeof why)) {
@@ -649,8 +692,8 @@ static void read_feed(struct sap_ctx *c, const struct rq *r, struct target *t, s
     }
     json_t *res = json_array();
     for (long long i = start; i < stop; i++) {
-        json_array_append_new(res,
-                              entity_out(c, s, json_array_get(all, (size_t)i), select, expand));
+        json_array_append_new(
+            res, entity_out(c, s, json_array_get(all, (size_t)(i - base)), select, expand));
     }
     json_t *d = json_pack("{s:o}", "results", res);
     if (q->inlinecount && strcmp(q->inlinecount, "allpages") == 0) {

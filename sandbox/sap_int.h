@@ -121,6 +121,10 @@ int sap_store_clear(struct sap_ctx *c);
 json_t *sap_get(struct sap_ctx *c, const struct sap_set *s, const char *key);
 /* All entities of a set, optionally those whose first key equals parent. OUT: array. */
 json_t *sap_list(struct sap_ctx *c, const struct sap_set *s, const char *parent);
+/* Entities [offset, offset+limit) in key order (the storage key, see sap_key_str). */
+json_t *sap_list_page(struct sap_ctx *c, const struct sap_set *s, const char *parent,
+                      long long offset, long long limit);
+long long sap_count(struct sap_ctx *c, const struct sap_set *s, const char *parent);
 int sap_put(struct sap_ctx *c, const struct sap_set *s, json_t *e);
 int sap_del(struct sap_ctx *c, const struct sap_set *s, const char *key);
 /* Next number of a number range, as a decimal string zero-padded to width 0 (none). */

@@ -13,6 +13,7 @@
 #include "sap_int.h"
 
 static sqlite3_stmt *st_get, *st_list, *st_listp, *st_put, *st_del, *st_nr_get, *st_nr_set;
+static sqlite3_stmt *st_page, *st_pagep, *st_count, *st_countp;
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS sap_ent(eset TEXT NOT NULL, k TEXT NOT NULL, p TEXT NOT NULL,"
@@ -43,6 +44,12 @@ int sap_store_open(struct sap_ctx *c, const char *path, struct es_err *err)
         prep(c->db, "SELECT data FROM sap_ent WHERE eset=?1 AND p=?2", &st_listp) ||
         prep(c->db, "INSERT OR REPLACE INTO sap_ent(eset,k,p,data) VALUES(?1,?2,?3,?4)", &st_put) ||
         prep(c->db, "DELETE FROM sap_ent WHERE eset=?1 AND k=?2", &st_del) ||
+        prep(c->db, "SELECT data FROM sap_ent WHERE eset=?1 ORDER BY k LIMIT ?3 OFFSET ?2",
+             &st_page) ||
+        prep(c->db, "SELECT data FROM sap_ent WHERE eset=?1 AND p=?4 ORDER BY k LIMIT ?3 OFFSET ?2",
+             &st_pagep) ||
+        prep(c->db, "SELECT count(*) FROM sap_ent WHERE eset=?1", &st_count) ||
+        prep(c->db, "SELECT count(*) FROM sap_ent WHERE eset=?1 AND p=?2", &st_countp) ||
         prep(c->db, "SELECT next FROM sap_nr WHERE name=?1", &st_nr_get) ||
         prep(c->db, "INSERT OR REPLACE INTO sap_nr(name,next) VALUES(?1,?2)", &st_nr_set)) {
         return es_err_set(err, ES_ESTORE, "sqlite: %s", sqlite3_errmsg(c->db));
@@ -89,6 +96,41 @@ json_t *sap_list(struct sap_ctx *c, const struct sap_set *s, const char *parent)
     }
     sqlite3_reset(st);
     return arr;
+}
+
+json_t *sap_list_page(struct sap_ctx *c, const struct sap_set *s, const char *parent,
+                      long long offset, long long limit)
+{
+    (void)c;
+    sqlite3_stmt *st = parent ? st_pagep : st_page;
+    sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, offset);
+    sqlite3_bind_int64(st, 3, limit);
+    if (parent) {
+        sqlite3_bind_text(st, 4, parent, -1, SQLITE_STATIC);
+    }
+    json_t *arr = json_array();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *e = row_json(st);
+        if (e) {
+            json_array_append_new(arr, e);
+        }
+    }
+    sqlite3_reset(st);
+    return arr;
+}
+
+long long sap_count(struct sap_ctx *c, const struct sap_set *s, const char *parent)
+{
+    (void)c;
+    sqlite3_stmt *st = parent ? st_countp : st_count;
+    sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+    if (parent) {
+        sqlite3_bind_text(st, 2, parent, -1, SQLITE_STATIC);
+    }
+    long long n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return n;
 }
 
 int sap_put(struct sap_ctx *c, const struct sap_set *s, json_t *e)

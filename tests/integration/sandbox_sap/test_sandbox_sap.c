@@ -312,6 +312,23 @@ static void test_paging(void)
     CHECK(pages == 2, "pages %d", pages);
     CHECK(json_object_size(seen) == 5100, "distinct partners %zu", json_object_size(seen));
     json_decref(seen);
+    /* the key-ordered page (read with SQL LIMIT/OFFSET) equals the filtered, sorted one */
+    struct resp r2;
+    req(session, "GET",
+        BP "A_BusinessPartnerAddress?$orderby=BusinessPartner,AddressID&$skip=1234&$top=3", NULL,
+        NULL, 1, &r);
+    req(session, "GET", BP "A_BusinessPartnerAddress?$filter=Country%20ne%20'XX'&$skip=1234&$top=3",
+        NULL, NULL, 1, &r2);
+    json_t *ra = json_object_get(d_of(&r), "results");
+    json_t *rb = json_object_get(d_of(&r2), "results");
+    CHECK(json_array_size(ra) == 3 && json_array_size(rb) == 3, "pages");
+    for (size_t k = 0; k < 3; k++) {
+        CHECK(strcmp(str_at(json_array_get(ra, k), "AddressID"),
+                     str_at(json_array_get(rb, k), "AddressID")) == 0,
+              "same order at %zu", k);
+    }
+    resp_free(&r);
+    resp_free(&r2);
     /* $top below the cap: no __next */
     req(session, "GET", BP "A_BusinessPartnerAddress?$top=10&$skip=5090", NULL, NULL, 1, &r);
     CHECK(results_len(&r) == 10 && !json_object_get(d_of(&r), "__next"), "top/skip %zu",
