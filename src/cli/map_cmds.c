@@ -91,8 +91,11 @@ static int compile_flow(const struct es_config *cfg, const char *name, struct es
 int es_cli_map(int argc, char **argv)
 {
     const char *cfgpath = NULL, *flowname = NULL, *xref_file = NULL, *now = NULL;
+    const char *schema_file = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--xref") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--schema") == 0 && i + 1 < argc) {
+            schema_file = argv[++i];
+        } else if (strcmp(argv[i], "--xref") == 0 && i + 1 < argc) {
             xref_file = argv[++i];
         } else if (strcmp(argv[i], "--now") == 0 && i + 1 < argc) {
             now = argv[++i];
@@ -106,8 +109,8 @@ int es_cli_map(int argc, char **argv)
         }
     }
     if (!cfgpath || !flowname) {
-        fprintf(stderr, "usage: erpsync map [--xref FILE.json] [--now ISO-TIME] CONFIG FLOW "
-                        "< records.ndjson\n");
+        fprintf(stderr, "usage: erpsync map [--xref FILE.json] [--schema DESCRIBE.json] "
+                        "[--now ISO-TIME] CONFIG FLOW < records.ndjson\n");
         return 64;
     }
     struct es_map_env env = {NULL, NULL, 0};
@@ -140,6 +143,23 @@ int es_cli_map(int argc, char **argv)
         es_config_free(cfg);
         json_decref(xref);
         return es_code_exit_status(rc == ES_EINVAL ? ES_EINVAL : ES_ECONFIG);
+    }
+    if (schema_file) {
+        json_error_t jerr;
+        json_t *dj = json_load_file(schema_file, 0, &jerr);
+        struct es_map_schema *schema = NULL;
+        struct es_err err;
+        es_err_clear(&err);
+        if (!dj || es_map_schema_from_json(dj, &schema, &err) != ES_OK) {
+            fprintf(stderr, "erpsync: %s: %s\n", schema_file, dj ? err.msg : jerr.text);
+            json_decref(dj);
+            es_map_plan_free(plan);
+            es_config_free(cfg);
+            json_decref(xref);
+            return 64;
+        }
+        json_decref(dj);
+        es_map_plan_use_schema(plan, schema);
     }
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);

@@ -106,6 +106,11 @@ ES_NODISCARD int es_map_schema_from_json(const json_t *describe, struct es_map_s
 ES_NODISCARD int es_map_schema_from_node(const struct es_node *node, const char *text,
                                          struct es_map_schema **out, struct es_diags *diags);
 void es_map_schema_free(struct es_map_schema *schema);
+/* Adds a schema (typically from the target connector's describe()) that every record mapped
+ * by the plan is checked against, after the declared one. Takes ownership of schema (freed
+ * with the plan; a previous one given here is freed). Call before the plan is shared by
+ * threads. */
+void es_map_plan_use_schema(struct es_map_plan *plan, struct es_map_schema *schema);
 /* The schema declared in the flow's config (owned by the plan), or NULL. */
 const struct es_map_schema *es_map_plan_schema(const struct es_map_plan *plan);
 /* Checks a mapped record: required fields present and not null, max_length (in characters),

@@ -45,6 +45,7 @@ struct es_map_plan {
     struct rule *rules;
     size_t nrules;
     struct es_map_schema *schema;
+    struct es_map_schema *target_schema; /* es_map_plan_use_schema() */
     struct es_lua *lua;
 };
 
@@ -249,6 +250,7 @@ void es_map_plan_free(struct es_map_plan *plan)
     }
     plan_free_rules(plan);
     es_map_schema_free(plan->schema);
+    es_map_schema_free(plan->target_schema);
     es_lua_close(plan->lua);
     es_arena_release(&plan->arena);
     es_free(plan);
@@ -330,6 +332,12 @@ int es_map_compile(const struct es_config *cfg, const struct es_flow_cfg *flow,
     }
     *out = plan;
     return ES_OK;
+}
+
+void es_map_plan_use_schema(struct es_map_plan *plan, struct es_map_schema *schema)
+{
+    es_map_schema_free(plan->target_schema);
+    plan->target_schema = schema;
 }
 
 const struct es_map_schema *es_map_plan_schema(const struct es_map_plan *plan)
@@ -679,10 +687,13 @@ static int eval_rec(const struct es_map_plan *plan, struct es_eval *ev, struct e
             return rc;
         }
     }
-    if (plan->schema) {
-        int rc = es_map_schema_check(plan->schema, outrec, ev->arena, ev->fail);
-        if (rc) {
-            return rc;
+    const struct es_map_schema *schemas[2] = {plan->schema, plan->target_schema};
+    for (int k = 0; k < 2; k++) {
+        if (schemas[k]) {
+            int rc = es_map_schema_check(schemas[k], outrec, ev->arena, ev->fail);
+            if (rc) {
+                return rc;
+            }
         }
     }
     *out = outrec;

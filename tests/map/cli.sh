@@ -8,7 +8,9 @@ SRC=$2
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fails=0
+checks=0
 check() { # name, condition result
+    checks=$((checks + 1))
     if [ "$2" -eq 0 ]; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
 }
 
@@ -55,19 +57,35 @@ echo '{"AccountId":"001"}' | "$ERPSYNC" map "$TMP/x.yaml" f >"$TMP/out" 2>"$TMP/
 check "xref without --xref is a clear not_found failure" \
     $(grep -q '"code":"not_found","message":"xref(.customer., .001.): no xref available"' "$TMP/err"; echo $?)
 
-# 4. compile error points into the YAML file
+# 4. pre-flight validation against a connector's describe output (--schema)
+cat >"$TMP/describe.json" <<'JSON'
+{"name": "Customer", "fields": [
+  {"name": "Name1", "type": "string", "length": 10, "nillable": false, "createable": true},
+  {"name": "Country", "type": "picklist", "nillable": true, "picklistValues": [{"value": "DE"}, {"value": "FR"}]}]}
+JSON
+printf '%s\n' '{"Name":"Acme","BillingCountry":"Germany"}' \
+    '{"Name":"Acme Corporation Worldwide","BillingCountry":"Germany"}' \
+    '{"Name":"Globex","BillingCountry":"United States"}' |
+    "$ERPSYNC" map --schema "$TMP/describe.json" "$SRC/tests/map/map.yaml" account >"$TMP/out" 2>"$TMP/err"
+check "--schema: a valid record passes" $([ "$(wc -l <"$TMP/out")" -eq 1 ]; echo $?)
+check "--schema: max_length from describe" \
+    $(grep -q '"record":2,"line":2,"field":"Name1","rule":"max_length","code":"validation"' "$TMP/err"; echo $?)
+check "--schema: picklist from describe" \
+    $(grep -q '"record":3,"line":3,"field":"Country","rule":"picklist","code":"validation"' "$TMP/err"; echo $?)
+
+# 5. compile error points into the YAML file
 "$ERPSYNC" map "$SRC/tests/map/bad/config.yaml" f </dev/null >"$TMP/out" 2>"$TMP/err"
 rc=$?
 check "a mapping with an error does not run" $([ $rc -ne 0 ]; echo $?)
 check "compile error at file:line:column" \
     $(grep -q "bad/config.yaml:14:34: error: .*unknown function 'uper' (did you mean 'upper'?)" "$TMP/err"; echo $?)
 
-# 5. erpsync test reports wrong expectations with a diff and exits 1
+# 6. erpsync test reports wrong expectations with a diff and exits 1
 "$ERPSYNC" test "$SRC/tests/map/map.yaml" "$SRC/tests/map/bad/wrong.test" >"$TMP/out" 2>"$TMP/err"
 rc=$?
 check "test exits 1 on failures" $([ $rc -eq 1 ]; echo $?)
 check "test prints N passed, M failed" $(grep -q '^0 passed, 2 failed$' "$TMP/out"; echo $?)
 check "test shows the diff" $(grep -q '^    - "abc"$' "$TMP/err" && grep -q '^    + "ABC"$' "$TMP/err"; echo $?)
 
-echo "$((15 - fails)) passed, $fails failed"
+echo "$((checks - fails)) passed, $fails failed"
 [ $fails -eq 0 ]
