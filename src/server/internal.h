@@ -84,6 +84,8 @@ struct es__req {
     int64_t t0_us; /* es__mono_us() at the first call */
     /* webhooks.c: a parsed webhook waiting for (state 1) or past (state 2) its commit. */
     int state;
+    char object[64]; /* the source object the body is about, "" = unknown (every flow) */
+    size_t nflows;   /* flows of the hook that take it */
     struct MHD_Connection *conn;
     struct es_batch batch;
     struct es_http_reply reply;

@@ -6,10 +6,11 @@
  *
  * The generic JSON shape (format `json`, or any format whose connector has no parse_webhook):
  *   {"records": [{"id": "A1", "version": "7", "deleted": false, "data": {...}}, ...]}
- * or one such record object on its own. `id` (string or integer) is required; `version`
- * (string or integer) defaults to a SHA-256 of the canonical data, so the same content sent
- * twice is the same change; `deleted` defaults to false; `data` must be an object unless
- * deleted is true.
+ * or one such record object on its own. The records form may name the source object,
+ * {"object": "Account", "records": [...]}, to reach only the flows reading that object. `id`
+ * (string or integer) is required; `version` (string or integer) defaults to a SHA-256 of the
+ * canonical data, so the same content sent twice is the same change; `deleted` defaults to false;
+ * `data` must be an object unless deleted is true.
  */
 #ifndef ES_SERVER_WEBHOOK_H
 #define ES_SERVER_WEBHOOK_H
@@ -42,6 +43,18 @@ void es_webhook_sign(const char *key, size_t keylen, const char *body, size_t le
  */
 ES_NODISCARD int es_webhook_parse_json(const char *body, size_t len, struct es_batch *out,
                                        struct es_err *err);
+
+/** es_webhook_parse_json(), and the optional top-level "object" of the {"records": [...]}
+ *  form copied into object[cap] ("" when absent). */
+ES_NODISCARD int es_webhook_parse_json_object(const char *body, size_t len, struct es_batch *out,
+                                              char *object, size_t cap, struct es_err *err);
+/**
+ * The source object a webhook body is about, for routing it to the flows that read that
+ * object: the CDC ChangeEventHeader entityName (format ES_WEBHOOK_CDC) or the sObject
+ * xsi:type (ES_WEBHOOK_OUTBOUND_MESSAGE), without namespace prefix. Returns 1 and fills
+ * out when the body names exactly one object, else 0 (out = ""): then every flow gets it.
+ */
+int es_webhook_object(int format, const char *body, size_t len, char *out, size_t cap);
 
 /**
  * Checks the SOAP shape of a Salesforce Outbound Message (Envelope/Body/notifications with an

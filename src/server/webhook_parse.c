@@ -232,6 +232,15 @@ static int one_record(json_t *r, size_t i, struct es_batch *out, struct es_err *
 
 int es_webhook_parse_json(const char *body, size_t len, struct es_batch *out, struct es_err *err)
 {
+    return es_webhook_parse_json_object(body, len, out, NULL, 0, err);
+}
+
+int es_webhook_parse_json_object(const char *body, size_t len, struct es_batch *out, char *object,
+                                 size_t cap, struct es_err *err)
+{
+    if (object && cap) {
+        object[0] = '\0';
+    }
     json_error_t jerr;
     json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
@@ -241,6 +250,15 @@ int es_webhook_parse_json(const char *body, size_t len, struct es_batch *out, st
     int rc = ES_OK;
     size_t before = out->count;
     json_t *records = json_is_object(root) ? json_object_get(root, "records") : NULL;
+    json_t *obj = records ? json_object_get(root, "object") : NULL;
+    if (obj &&
+        (!json_is_string(obj) || json_string_length(obj) == 0 || json_string_length(obj) >= 64)) {
+        rc = es_err_set(err, ES_EPOISON, "\"object\" must be an object name (1..63 characters)");
+        goto done;
+    }
+    if (obj && object && cap) {
+        es_strlcpy(object, json_string_value(obj), cap);
+    }
     if (records) {
         if (!json_is_array(records) || json_array_size(records) == 0) {
             rc = es_err_set(err, ES_EPOISON, "\"records\" must be a non-empty array");
@@ -272,6 +290,68 @@ done:
     }
     json_decref(root);
     return rc;
+}
+
+/* The string value after each occurrence of key (a JSON member name with its quotes, or an
+ * XML attribute prefix) in body; 1 when every occurrence has the same value (copied into out
+ * without any "prefix:" part), 0 when there is none or they differ. */
+static int same_value(const char *body, size_t len, const char *key, char quote, char *out,
+                      size_t cap)
+{
+    const char *p = body, *end = body + len;
+    size_t klen = strlen(key);
+    int found = 0;
+    while (p < end) {
+        const char *k = memmem(p, (size_t)(end - p), key, klen);
+        if (!k) {
+            break;
+        }
+        const char *v = k + klen;
+        while (v < end && (*v == ' ' || *v == ':' || *v == '\t' || *v == '\n' || *v == '\r')) {
+            v++;
+        }
+        if (v >= end || *v != quote) {
+            p = k + klen;
+            continue;
+        }
+        v++;
+        const char *q = memchr(v, quote, (size_t)(end - v));
+        if (!q || q == v || (size_t)(q - v) >= cap) {
+            return 0;
+        }
+        const char *colon = memchr(v, ':', (size_t)(q - v));
+        const char *name = colon ? colon + 1 : v;
+        size_t n = (size_t)(q - name);
+        if (n == 0 || n >= cap) {
+            return 0;
+        }
+        if (found && (strlen(out) != n || memcmp(out, name, n) != 0)) {
+            return 0;
+        }
+        memcpy(out, name, n);
+        out[n] = '\0';
+        found = 1;
+        p = q + 1;
+    }
+    return found;
+}
+
+int es_webhook_object(int format, const char *body, size_t len, char *out, size_t cap)
+{
+    if (!body || cap == 0) {
+        return 0;
+    }
+    out[0] = '\0';
+    int ok = 0;
+    if (format == ES_WEBHOOK_CDC) {
+        ok = same_value(body, len, "\"entityName\"", '"', out, cap);
+    } else if (format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
+        ok = same_value(body, len, "xsi:type=", '"', out, cap);
+    }
+    if (!ok) {
+        out[0] = '\0';
+    }
+    return ok;
 }
 
 /* ---- Outbound Messages ------------------------------------------------------------------ */

@@ -121,7 +121,15 @@ static unsigned status_of(enum es_code code)
 
 /* ---- The batcher: one engine enqueue for every webhook that arrived meanwhile ---------- */
 
-/* Commits the queued requests of one hook (list linked by next), one enqueue per flow. */
+/* Whether flow i of the config takes records of object ("" = unknown: every flow does). */
+static int takes(const struct es_server *srv, size_t i, const char *object)
+{
+    const char *so = srv->cfg->flows[i].source_object;
+    return !object[0] || !so || strcmp(so, object) == 0;
+}
+
+/* Commits the queued requests of one hook and object (list linked by next), one enqueue per
+ * flow that takes them. */
 static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es__req *list)
 {
     size_t total = 0;
@@ -143,7 +151,9 @@ static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es_
     /* When a later flow fails, the senders retry and the changes committed for the earlier
      * flows are recognised as known (flow, key, version): nothing is doubled. */
     for (size_t i = 0; i < hook->nflows && rc == ES_OK && total > 0; i++) {
-        rc = es_engine_enqueue(srv->engine, srv->cfg->flows[hook->flows[i]].name, &all, &e);
+        if (takes(srv, hook->flows[i], list->object)) {
+            rc = es_engine_enqueue(srv->engine, srv->cfg->flows[hook->flows[i]].name, &all, &e);
+        }
     }
     es_free(all.items);
     __atomic_fetch_add(&srv->commits, 1, __ATOMIC_RELAXED);
@@ -174,14 +184,15 @@ static void *batcher_main(void *arg)
         struct es__req *list = srv->q_head;
         srv->q_head = srv->q_tail = NULL;
         pthread_mutex_unlock(&srv->q_lock);
-        /* Split by hook (keeping arrival order inside each), then commit each group. */
+        /* Split by hook and object (keeping arrival order inside each), then commit each. */
         while (list) {
             struct es__hook *hook = list->hook;
+            const char *object = list->object;
             struct es__req *mine = NULL, **mine_tail = &mine, *rest = NULL, **rest_tail = &rest;
             for (struct es__req *r = list, *next; r; r = next) {
                 next = r->next;
                 r->next = NULL;
-                if (r->hook == hook) {
+                if (r->hook == hook && strcmp(r->object, object) == 0) {
                     *mine_tail = r;
                     mine_tail = &r->next;
                 } else {
@@ -254,7 +265,7 @@ static enum MHD_Result answer(struct es_server *srv, struct MHD_Connection *conn
                        es_xstrdup(es_webhook_outbound_ack), strlen(es_webhook_outbound_ack));
     } else {
         char *body =
-            es_xasprintf("{\"accepted\":%zu,\"flows\":%zu}", req->batch.count, hook->nflows);
+            es_xasprintf("{\"accepted\":%zu,\"flows\":%zu}", req->batch.count, req->nflows);
         mr = es__reply(srv, conn, req, 202, "application/json", body, strlen(body));
     }
     observe(hook, req);
@@ -301,12 +312,27 @@ enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection 
     } else if (wh->format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
         rc = es_webhook_parse_outbound(req->body.data, req->body.len, &req->batch, &e);
     } else {
-        rc = es_webhook_parse_json(req->body.data, req->body.len, &req->batch, &e);
+        rc = es_webhook_parse_json_object(req->body.data, req->body.len, &req->batch, req->object,
+                                          sizeof req->object, &e);
     }
     if (rc != ES_OK) {
         return refuse(srv, conn, req, status_of(e.code), &e);
     }
-    if (req->batch.count == 0) { /* e.g. a CDC event of another object: nothing to keep */
+    if (hook->has_parse || wh->format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
+        (void)es_webhook_object(wh->format, req->body.data, req->body.len, req->object,
+                                sizeof req->object);
+    }
+    req->nflows = 0;
+    for (size_t i = 0; i < hook->nflows; i++) {
+        req->nflows += (size_t)takes(srv, hook->flows[i], req->object);
+    }
+    if (req->batch.count == 0 || req->nflows == 0) {
+        /* Nothing to keep (a CDC gap event), or no realtime flow reads this object. */
+        if (req->nflows == 0) {
+            struct es_log_ctx lc = {NULL, hook->sys->name};
+            es_log(&lc, ES_LOG_DEBUG, "webhook %s: no realtime flow reads %s; %zu records ignored",
+                   wh->path, req->object, req->batch.count);
+        }
         req->state = 2;
         req->rc = ES_OK;
         return answer(srv, conn, req);

@@ -194,7 +194,7 @@ static int setup(void **state)
         "  erp: {connector: memory}\n"
         "  bad: {connector: memory, options: {fail_every: 1}}\n"
         "entities:\n"
-        "  customer: {objects: {crm: Account, om: OmAccount, erp: Customer, bad: BadCustomer}}\n"
+        "  customer: {objects: {crm: Account, om: Account, erp: Customer, bad: BadCustomer}}\n"
         "flows:\n"
         "  " FLOW ":\n"
         "    entity: customer\n"
@@ -527,6 +527,21 @@ static void test_metrics_many(void **state)
                                "\",class=\"transient\"}") == tr0 + 600);
     assert_true(metric(r.body, "erpsync_metrics_outcomes_missed_total") == 0);
     es_free(r.body);
+
+    /* Routing by source object: the flows read Account; an Order is acknowledged, not kept. */
+    size_t all0 = journal_count(NULL, ES_CHANGE_STATE_LAST);
+    r = hook("{\"object\":\"Order\",\"records\":[{\"id\":\"O1\",\"data\":{\"Name\":\"x\"}}]}");
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"flows\":0"));
+    es_free(r.body);
+    assert_int_equal(journal_count(NULL, ES_CHANGE_STATE_LAST), all0);
+    r = hook("{\"object\":\"Account\",\"records\":[{\"id\":\"O2\",\"data\":{\"Name\":\"y\"}}]}");
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"flows\":2"));
+    es_free(r.body);
+    assert_int_equal(journal_count(NULL, ES_CHANGE_STATE_LAST), all0 + 2);
+    wait_count(FLOW, ES_CHANGE_DONE, done0 + 301);
+    expect_status(hook("{\"object\":7,\"records\":[{\"id\":\"O3\",\"data\":{}}]}"), 400);
 }
 
 static void test_pause_resume_and_health(void **state)

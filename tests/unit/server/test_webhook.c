@@ -195,6 +195,46 @@ static void test_outbound(void **state)
     es_batch_release(&b);
 }
 
+static void test_object_routing(void **state)
+{
+    (void)state;
+    char obj[64];
+    const char *cdc = "[{\"data\":{\"payload\":{\"ChangeEventHeader\":{\"entityName\": \"Account\","
+                      "\"changeType\":\"UPDATE\"}}}},{\"data\":{\"payload\":{\"ChangeEventHeader\":"
+                      "{\"entityName\":\"Account\"}}}}]";
+    assert_int_equal(es_webhook_object(ES_WEBHOOK_CDC, cdc, strlen(cdc), obj, sizeof obj), 1);
+    assert_string_equal(obj, "Account");
+    const char *mixed = "[{\"entityName\":\"Account\"},{\"entityName\":\"Order\"}]";
+    assert_int_equal(es_webhook_object(ES_WEBHOOK_CDC, mixed, strlen(mixed), obj, sizeof obj), 0);
+    assert_string_equal(obj, "");
+    const char *none = "{\"id\":\"1\"}";
+    assert_int_equal(es_webhook_object(ES_WEBHOOK_CDC, none, strlen(none), obj, sizeof obj), 0);
+    const char *om = OM_HEAD "<Notification><Id>N1</Id><sObject xsi:type=\"sf:Account\">"
+                             "<sf:Id>1</sf:Id></sObject></Notification>" OM_TAIL;
+    assert_int_equal(
+        es_webhook_object(ES_WEBHOOK_OUTBOUND_MESSAGE, om, strlen(om), obj, sizeof obj), 1);
+    assert_string_equal(obj, "Account");
+    assert_int_equal(es_webhook_object(ES_WEBHOOK_JSON, cdc, strlen(cdc), obj, sizeof obj), 0);
+
+    struct es_batch b;
+    struct es_err e;
+    es_batch_init(&b);
+    es_err_clear(&e);
+    const char *gen = "{\"object\":\"Order\",\"records\":[{\"id\":\"O1\",\"data\":{}}]}";
+    assert_int_equal(es_webhook_parse_json_object(gen, strlen(gen), &b, obj, sizeof obj, &e),
+                     ES_OK);
+    assert_string_equal(obj, "Order");
+    const char *plain = "{\"id\":\"O2\",\"data\":{}}";
+    assert_int_equal(es_webhook_parse_json_object(plain, strlen(plain), &b, obj, sizeof obj, &e),
+                     ES_OK);
+    assert_string_equal(obj, "");
+    const char *bad = "{\"object\":\"\",\"records\":[{\"id\":\"O1\",\"data\":{}}]}";
+    assert_int_equal(es_webhook_parse_json_object(bad, strlen(bad), &b, obj, sizeof obj, &e),
+                     ES_EPOISON);
+    assert_int_equal(b.count, 2);
+    es_batch_release(&b);
+}
+
 static void test_outbound_refusals(void **state)
 {
     (void)state;
@@ -237,13 +277,10 @@ static void test_outbound_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_rfc4231),
-        cmocka_unit_test(test_prepared_key),
-        cmocka_unit_test(test_verify),
-        cmocka_unit_test(test_json_records),
-        cmocka_unit_test(test_json_refusals),
-        cmocka_unit_test(test_outbound),
-        cmocka_unit_test(test_outbound_refusals),
+        cmocka_unit_test(test_sign_rfc4231),   cmocka_unit_test(test_prepared_key),
+        cmocka_unit_test(test_verify),         cmocka_unit_test(test_json_records),
+        cmocka_unit_test(test_json_refusals),  cmocka_unit_test(test_outbound),
+        cmocka_unit_test(test_object_routing), cmocka_unit_test(test_outbound_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
