@@ -970,6 +970,26 @@ static void test_soql(CURL *h, struct sandbox *sb)
               json_object_get(json_object_get(rec0, "Account"), "attributes"),
           "relationship: %s", r.body.data);
     resp_free(&r);
+    /* the demo data: international, two-line street addresses */
+    api(h, sb, "GET",
+        "/query?q=SELECT+BillingCountry,BillingStreet,BillingPostalCode+FROM+Account+ORDER+BY+"
+        "CreatedDate,Id+LIMIT+48",
+        NULL, &r);
+    json_t *countries = json_object();
+    int two_lines = 0;
+    size_t ri;
+    json_t *rv;
+    json_array_foreach(json_object_get(r.json, "records"), ri, rv)
+    {
+        json_object_set_new(countries, jstr(rv, "BillingCountry"), json_true());
+        two_lines += strchr(jstr(rv, "BillingStreet"), '\n') != NULL &&
+                     jstr(rv, "BillingPostalCode")[0] != '\0';
+    }
+    CHECK(json_object_size(countries) >= 10 && two_lines == 48,
+          "seed: %zu countries, %d of 48 with two-line streets", json_object_size(countries),
+          two_lines);
+    json_decref(countries);
+    resp_free(&r);
     api(h, sb, "GET", "/query?q=SELECT+FIELDS(ALL)+FROM+Account+LIMIT+2", NULL, &r);
     rec0 = json_array_get(json_object_get(r.json, "records"), 0);
     CHECK(r.status == 200 && json_object_get(rec0, "SAP_Customer_No__c") &&
