@@ -160,17 +160,18 @@ static uint32_t rnd(uint32_t *s)
 static void postal(const char *pat, uint32_t *s, char *out, size_t cap)
 {
     size_t i = 0;
-    for (; *pat && i + 1 < cap; pat++) {
-        out[i++] = *pat == '#'   ? (char)('0' + rnd(s) % 10)
-                   : *pat == 'A' ? (char)('A' + rnd(s) % 26)
-                                 : *pat;
+    for (; *pat && i + 1 < cap; pat++, i++) {
+        /* no postal code starts with 0 here (the Dutch and Swiss ones never do) */
+        out[i] = *pat == '#'   ? (char)('0' + (i == 0 ? 1 + rnd(s) % 9 : rnd(s) % 10))
+                 : *pat == 'A' ? (char)('A' + rnd(s) % 26)
+                               : *pat;
     }
     out[i] = '\0';
 }
 
-static void street(const struct country *k, uint32_t *s, char *out, size_t cap)
+static void street(const struct country *k, int city, uint32_t *s, char *out, size_t cap)
 {
-    const char *st = k->streets[rnd(s) % 4];
+    const char *st = k->streets[city]; /* the streets are listed city by city */
     int num = (int)(rnd(s) % 180) + 1;
     char l1[160], l2[80];
     char num_s[16];
@@ -228,7 +229,7 @@ int sf_seed_demo(struct sf_ctx *c, struct es_err *err)
         char name[200], str[200], pc[24], phone[40];
         snprintf(name, sizeof name, "%s %s %s %04d", name_a[rnd(&s) % ES_ARRAY_LEN(name_a)],
                  name_b[rnd(&s) % ES_ARRAY_LEN(name_b)], forms[i % ES_ARRAY_LEN(forms)], i + 1);
-        street(k, &s, str, sizeof str);
+        street(k, city, &s, str, sizeof str);
         postal(k->postal, &s, pc, sizeof pc);
         snprintf(phone, sizeof phone, k->phone, (int)(rnd(&s) % 9000000) + 1000000);
         json_t *a = json_pack(
