@@ -76,4 +76,28 @@ expect "pending while paused" "$(state pending)" 1
 "$E" --log-level error run --once "$DIR/ops.yaml"
 expect "pending after resume" "$(state pending)" 0
 if "$E" flow pause "$DIR/ops.yaml" nope 2>/dev/null; then echo "FAIL: unknown flow accepted"; exit 1; fi
+
+# The daemon: SIGHUP reloads, SIGTERM drains and exits 0 with nothing left leased.
+"$E" run "$DIR/ops.yaml" 2>"$DIR/daemon.log" &
+pid=$!
+sleep 2
+kill -HUP "$pid"
+sleep 1
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+expect "daemon exit status after SIGTERM" "$rc" 0
+grep -q 'msg=stopped' "$DIR/daemon.log" || { echo "FAIL: no clean stop"; cat "$DIR/daemon.log"; exit 1; }
+grep -q 'reload' "$DIR/daemon.log" || { echo "FAIL: SIGHUP not handled"; exit 1; }
+expect "leased after SIGTERM" "$(state leased)" 0
+
+# A secret named in the config but missing from the environment stops `run` at startup.
+sed 's/  dst: {connector: memory,/  dst: {connector: memory, auth: {bearer_token_env: ES_OPS_TEST_UNSET_TOKEN},/' \
+    "$DIR/ops.yaml" >"$DIR/secret.yaml"
+unset ES_OPS_TEST_UNSET_TOKEN
+if "$E" run --once "$DIR/secret.yaml" 2>"$DIR/secret.log"; then
+    echo "FAIL: run started without its secret"; exit 1
+fi
+grep -q ES_OPS_TEST_UNSET_TOKEN "$DIR/secret.log" || { cat "$DIR/secret.log"; exit 1; }
+echo "ok: missing secret refused at startup"
 echo "ok: operator commands"
