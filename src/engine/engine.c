@@ -799,6 +799,12 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
         outs[i].duration_ms = dur;
         if (it->err.code != ES_OK) {
             fail_item(w, rt, it, &outs[i], now, &pause);
+            if (!conn && (outs[i].state == ES_CHANGE_DEAD || outs[i].state == ES_CHANGE_REVIEW)) {
+                /* The target cannot be opened: not the record's fault. Give it back and
+                 * pause the flow instead of parking every change. */
+                outs[i].state = ES_CHANGE_PENDING;
+                pause = 1;
+            }
             nfail++;
         } else if (outs[i].state == ES_CHANGE_DONE) {
             ndone++;
@@ -812,15 +818,19 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
                 ae = &items[i].err;
             }
         }
-        snprintf(reason, sizeof reason, "auth: %s", ae ? ae->msg : "credentials refused");
+        if (ae || conn) {
+            snprintf(reason, sizeof reason, "auth: %s", ae ? ae->msg : "credentials refused");
+        } else {
+            snprintf(reason, sizeof reason, "cannot open system %s: %s", f->to, err.msg);
+        }
         struct es_err perr;
         es_err_clear(&perr);
         if (es_store_flow_pause(e->store, f->name, reason, &perr) != ES_OK) {
             es_log_err(&lc, ES_LOG_ERROR, &perr);
         }
         es_log(&lc, ES_LOG_ERROR,
-               "alert: flow paused: %s; fix the credentials, then run 'erpsync flow resume %s'",
-               reason, f->name);
+               "alert: flow paused: %s; fix the cause, then run 'erpsync flow resume %s'", reason,
+               f->name);
     }
     es_err_clear(&err);
     if (es_store_complete(e->store, outs, n, now, &err) != ES_OK) {

@@ -242,6 +242,23 @@ static void test_auth_pauses(void **state)
     es_config_free(cfg);
 }
 
+static void test_target_unavailable_pauses(void **state)
+{
+    (void)state;
+    es_memory_reset();
+    /* The target cannot be opened (bad option): the changes are not the culprit, so they
+     * stay pending and the flow is paused with the reason. */
+    struct es_config *cfg = config("open.db", "{poll: 1h}", "fail_code: no_such_code");
+    seed(4, 1, 0);
+    run_once(cfg);
+    struct es_flow_stats st = flow_stats(cfg);
+    assert_int_equal(st.paused, 1);
+    assert_non_null(strstr(st.pause_reason, "cannot open system dst"));
+    assert_int_equal(st.count[ES_CHANGE_PENDING], 4);
+    assert_int_equal(st.count[ES_CHANGE_DEAD] + st.count[ES_CHANGE_REVIEW], 0);
+    es_config_free(cfg);
+}
+
 static void test_dead_after_retries(void **state)
 {
     (void)state;
@@ -374,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_poll_retry_review),
         cmocka_unit_test(test_auth_pauses),
+        cmocka_unit_test(test_target_unavailable_pauses),
         cmocka_unit_test(test_dead_after_retries),
         cmocka_unit_test(test_batch_trigger),
         cmocka_unit_test(test_realtime_group_commit),
