@@ -552,6 +552,12 @@ static int login(struct tr_ctx *x, struct es_err *err)
     if (rc != ES_OK) {
         if (rc == ES_EAUTH) {
             es_err_hint(err, "Tryton refused the login; check auth.login_env/password_env");
+        } else if (err && err->http_status == 404) {
+            /* Tryton on PostgreSQL answers an unknown database with a bare 404 */
+            es_err_clear(err);
+            rc = es_err_set(err, ES_ECONFIG, "tryton: no database '%.*s' on this server (HTTP 404)",
+                            (int)strlen(x->path) - 2, x->path + 1);
+            err->http_status = 404;
         }
         return rc;
     }
