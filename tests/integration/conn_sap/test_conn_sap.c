@@ -2,10 +2,11 @@
 /*
  * The sap_odata connector against the real SAP OData emulator (erpsync-sandbox sap, started
  * here on a free loopback port with 6,000 seeded business partners, pages capped at 1,000
- * rows and CSRF tokens that expire after 3 seconds): $metadata describe, a snapshot read past
+ * rows and CSRF tokens that expire after 8 seconds): $metadata describe, a snapshot read past
  * 5,000 rows following every __next, sales orders created as deep inserts, a create retried
  * without a duplicate, the credit block reported as a business refusal with SAP's words,
- * SAP's own error codes, CSRF expiry mid-run, ETag updates, and a 429 storm.
+ * SAP's own error codes, CSRF expiry mid-run, ETag updates (a record changed during our write:
+ * one re-read on 412, a second 412 is a conflict), and a 429 storm.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "../conn_salesforce/sandbox_proc.h"
 #include "connectors/connector.h"
@@ -29,7 +31,7 @@ static int setup(void **state)
 {
     (void)state;
     static const char *const extra[] = {"--seed",     "demo", "--page-max", "1000",
-                                        "--csrf-ttl", "3",    NULL};
+                                        "--csrf-ttl", "8",    NULL};
     if (sbproc_start(&g_sb, "sap", extra) != 0) {
         fprintf(stderr, "cannot start the sap sandbox\n");
         return -1;
@@ -205,7 +207,7 @@ static void test_orders(void **state)
     es_write_results_release(res, 3);
 
     /* The same create again (a retry after a timeout): found, not created twice. */
-    sbproc_sleep_ms(3500); /* and the CSRF token of the first writes has expired meanwhile */
+    sbproc_sleep_ms(8500); /* and the CSRF token of the first writes has expired meanwhile */
     memset(res, 0, sizeof res);
     es_err_clear(&err);
     assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
@@ -217,7 +219,7 @@ static void test_orders(void **state)
     es_write_results_release(res, 1);
 
     /* An update with If-Match after the CSRF token expired again. */
-    sbproc_sleep_ms(3500);
+    sbproc_sleep_ms(8500);
     struct es_write up = {"o1", first, NULL,
                           json_pack("{s:s}", "PurchaseOrderByCustomer", "PO-CONN-1-B")};
     memset(res, 0, sizeof res);
@@ -257,6 +259,95 @@ static void test_orders(void **state)
     }
 }
 
+/* Changes the order "in SAP" while our PATCH is held by the emulator's latency fault. */
+static char g_order[32];
+static void *change_behind(void *arg)
+{
+    sbproc_sleep_ms((int)(intptr_t)arg);
+    char path[128];
+    snprintf(path, sizeof path, "/__sandbox/records/A_SalesOrder/%s", g_order);
+    json_t *j = NULL;
+    long st = sbproc_admin(&g_sb, "PATCH", path, "{\"CustomerPaymentTerms\":\"NT60\"}", &j);
+    json_decref(j);
+    return (void *)(intptr_t)st;
+}
+
+static int update_during_change(int changes, struct es_write_result *res)
+{
+    json_t *j = NULL;
+    char fault[256];
+    snprintf(fault, sizeof fault,
+             "{\"route\":\"/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder(\","
+             "\"method\":\"PATCH\",\"latency_ms\":2000,\"count\":%d}",
+             changes);
+    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/faults", fault, &j), 200);
+    json_decref(j);
+    pthread_t t[2];
+    /* Each PATCH is held 2 s by the emulator; the changes land 1 s into the first and
+     * (for two) 1 s into the second. */
+    for (int i = 0; i < changes; i++) {
+        assert_int_equal(
+            pthread_create(&t[i], NULL, change_behind, (void *)(intptr_t)(1000 + 2000 * i)), 0);
+    }
+    struct es_write up = {"o1", g_order, NULL,
+                          json_pack("{s:s}", "PurchaseOrderByCustomer", "PO-ETAG")};
+    memset(res, 0, sizeof *res);
+    struct es_err err;
+    es_err_clear(&err);
+    int rc = es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_UPDATE, NULL, &up, 1, res, &err);
+    for (int i = 0; i < changes; i++) {
+        void *st = NULL;
+        pthread_join(t[i], &st);
+        assert_int_equal((intptr_t)st, 200);
+    }
+    json_decref(up.data);
+    return rc;
+}
+
+static void test_stale_etag(void **state)
+{
+    (void)state;
+    /* an order of our own */
+    struct es_write in = {"oe", NULL, "PO-ETAG-0", order("10100011", "PO-ETAG-0", "1")};
+    struct es_write_result res;
+    memset(&res, 0, sizeof res);
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(
+        es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE, NULL, &in, 1, &res, &err), ES_OK);
+    assert_int_equal(res.code, ES_OK);
+    es_strlcpy(g_order, res.target_id, sizeof g_order);
+    es_write_results_release(&res, 1);
+    json_decref(in.data);
+
+    /* One change between our read and our write: 412, one re-read, success; both edits kept. */
+    assert_int_equal(update_during_change(1, &res), ES_OK);
+    assert_int_equal(res.code, ES_OK);
+    es_write_results_release(&res, 1);
+    json_t *o = NULL;
+    es_err_clear(&err);
+    assert_int_equal(es_conn_get(g_c, "A_SalesOrder", g_order, &o, &err), ES_OK);
+    assert_string_equal(json_string_value(json_object_get(o, "PurchaseOrderByCustomer")),
+                        "PO-ETAG");
+    assert_string_equal(json_string_value(json_object_get(o, "CustomerPaymentTerms")), "NT60");
+    json_decref(o);
+
+    /* A fresh CSRF token first, so that no token expiry mixes into the timing below. */
+    in.data = order("10100011", "PO-ETAG-1", "1");
+    in.match = "PO-ETAG-1";
+    memset(&res, 0, sizeof res);
+    es_err_clear(&err);
+    assert_int_equal(
+        es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE, NULL, &in, 1, &res, &err), ES_OK);
+    es_write_results_release(&res, 1);
+    json_decref(in.data);
+    /* Changed again during the retry too: exactly one re-read, then a conflict for review. */
+    assert_int_equal(update_during_change(2, &res), ES_OK);
+    assert_int_equal(res.code, ES_ECONFLICT);
+    assert_int_equal(res.err.http_status, 412);
+    es_write_results_release(&res, 1);
+}
+
 static void test_rate_limit_storm(void **state)
 {
     (void)state;
@@ -287,9 +378,8 @@ static void test_rate_limit_storm(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_describe),
-        cmocka_unit_test(test_snapshot_past_5000),
-        cmocka_unit_test(test_orders),
+        cmocka_unit_test(test_describe),         cmocka_unit_test(test_snapshot_past_5000),
+        cmocka_unit_test(test_orders),           cmocka_unit_test(test_stale_etag),
         cmocka_unit_test(test_rate_limit_storm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
