@@ -159,6 +159,20 @@ static void wait_count(const char *flow, enum es_change_state state, size_t want
              es_change_state_name(state), want);
 }
 
+/* Waits up to 10 s until flow has no open change (pending, leased, retry). */
+static void wait_idle(const char *flow)
+{
+    for (int i = 0; i < 500; i++) {
+        if (journal_count(flow, ES_CHANGE_PENDING) + journal_count(flow, ES_CHANGE_LEASED) +
+                journal_count(flow, ES_CHANGE_RETRY) ==
+            0) {
+            return;
+        }
+        sleep_ms(20);
+    }
+    fail_msg("flow %s still has open changes", flow);
+}
+
 /* The value of one exact series line in /metrics ("name{labels}"), or -1. */
 static double metric(const char *text, const char *series)
 {
@@ -496,6 +510,8 @@ static void test_admin_dead_and_review(void **state)
 static void test_metrics_many(void **state)
 {
     (void)state;
+    wait_idle(FLOW);
+    wait_idle(BAD);
     struct resp r = http("GET", "/metrics", NULL, 0, NULL);
     double ok0 = metric(r.body, "erpsync_flow_processing_seconds_count{flow=\"" FLOW "\"}");
     double bad0 = metric(r.body, "erpsync_flow_processing_seconds_count{flow=\"" BAD "\"}");
