@@ -1004,7 +1004,7 @@ json_t *sf_soql_run(struct sf_ctx *c, const char *q, int all_rows, const char *v
         rows[nrows++] = r;
     }
     sqlite3_finalize(st);
-    if (Q.nord) {
+    if (Q.nord && nrows > 1) {
         struct sortctx S = {&E, &Q};
         qsort_r(rows, nrows, sizeof *rows, sort_cmp, &S);
     }
