@@ -78,6 +78,7 @@ struct sf_ctx {
     long api_limit;
     int dup_rule; /* Account Name + BillingPostalCode blocking rule */
     char seed[32];
+    int seed_accounts; /* Accounts in the demo seed (--accounts) */
     char notify_url[512], notify_secret[256], notify_header[64];
     char om_url[512];
     /* API usage (rolling per UTC day, in memory) */

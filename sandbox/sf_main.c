@@ -31,6 +31,7 @@ static void usage(FILE *out)
         "  --username U --password P user for the password grant (default demo / demo)\n"
         "  --token-ttl DURATION      access token lifetime, e.g. 2h, 30s (default 2h)\n"
         "  --api-limit N             daily API requests (default 100000)\n"
+        "  --accounts N              Accounts in the demo seed (default 3000)\n"
         "  --duplicate-rule on|off   Account Name+BillingPostalCode blocking rule (on)\n"
         "  --schema FILE             custom fields/objects JSON (default sandbox/sf_schema.json)\n"
         "  --notify-url URL          POST a CDC-shaped JSON change event per write\n"
@@ -214,7 +215,7 @@ static int flag(struct sf_ctx *c, int argc, char **argv, int *i, const char **sc
         "--client-id", "--client-secret", "--client-secret-env", "--username",
         "--password",  "--token-ttl",     "--api-limit",         "--duplicate-rule",
         "--schema",    "--notify-url",    "--notify-secret-env", "--notify-signature-header",
-        "--om-url",    "--retry-base-ms", "--retry-max-ms"};
+        "--om-url",    "--retry-base-ms", "--retry-max-ms",      "--accounts"};
     int known = 0;
     for (size_t k = 0; k < ES_ARRAY_LEN(with_value); k++) {
         known |= strcmp(a, with_value[k]) == 0;
@@ -254,13 +255,19 @@ static int flag(struct sf_ctx *c, int argc, char **argv, int *i, const char **sc
             return -1;
         }
     } else if (strcmp(a, "--api-limit") == 0 || strcmp(a, "--retry-base-ms") == 0 ||
-               strcmp(a, "--retry-max-ms") == 0) {
+               strcmp(a, "--retry-max-ms") == 0 || strcmp(a, "--accounts") == 0) {
         long n = strtol(v, &end, 10);
         if (*end || end == v || n < 1) {
             es_err_set(err, ES_EINVAL, "%s wants a positive number, got '%s'", a, v);
             return -1;
         }
-        if (a[2] == 'a') {
+        if (strcmp(a, "--accounts") == 0) {
+            if (n > 1000000) {
+                es_err_set(err, ES_EINVAL, "--accounts wants at most 1000000, got %ld", n);
+                return -1;
+            }
+            c->seed_accounts = (int)n;
+        } else if (a[2] == 'a') {
             c->api_limit = n;
         } else if (strstr(a, "base")) {
             *retry_base = (int)n;

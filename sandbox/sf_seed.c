@@ -12,7 +12,6 @@
 #include "core/mem.h"
 #include "sf_int.h"
 
-#define SEED_ACCOUNTS 3000
 #define SEED_PRODUCTS 120
 
 struct country {
@@ -222,7 +221,8 @@ int sf_seed_demo(struct sf_ctx *c, struct es_err *err)
     if (rc) {
         return rc;
     }
-    char **acct = es_xcalloc(SEED_ACCOUNTS, sizeof *acct);
+    const int SEED_ACCOUNTS = c->seed_accounts > 0 ? c->seed_accounts : 3000;
+    char **acct = es_xcalloc((size_t)SEED_ACCOUNTS, sizeof *acct);
     for (int i = 0; i < SEED_ACCOUNTS && !rc; i++) {
         const struct country *k = &countries[i % ES_ARRAY_LEN(countries)];
         int city = (int)(rnd(&s) % 4);

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/mem.h"
+#include "map/map.h"
 
 struct es_config *es_cli_load_config(const char *path)
 {
@@ -44,6 +45,24 @@ int es_cli_validate(int argc, char **argv)
     }
     struct es_config *cfg = es_cli_load_config(path);
     if (!cfg) {
+        return es_code_exit_status(ES_ECONFIG);
+    }
+    /* The mappings are compiled too, so an error inside an `expr:` (unknown function, wrong
+     * arity, syntax) is reported at its YAML position by validate, not first by run. */
+    struct es_diags mapd;
+    es_diags_init(&mapd);
+    for (size_t i = 0; i < cfg->nflows; i++) {
+        struct es_map_plan *plan = NULL;
+        if (es_map_compile(cfg, &cfg->flows[i], &plan, &mapd) == ES_OK) {
+            es_map_plan_free(plan);
+        }
+    }
+    es_diags_print(&mapd, stderr);
+    int map_errors = mapd.errors + mapd.dropped;
+    es_diags_release(&mapd);
+    if (map_errors) {
+        fprintf(stderr, "%s: %d error%s\n", path, map_errors, map_errors == 1 ? "" : "s");
+        es_config_free(cfg);
         return es_code_exit_status(ES_ECONFIG);
     }
     /* Missing secrets are warnings here (validate runs in CI without them) and errors at

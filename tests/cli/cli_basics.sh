@@ -55,6 +55,13 @@ echo "$out" | grep -q "environment variable SF_CLIENT_SECRET (OAuth2 client secr
 check "missing secret named" $?
 echo "$out" | grep -q "visible-if-leaked"; [ $? -ne 0 ]; check "secret value never printed" $?
 
+# An error inside an expression is found by validate, at its position in the YAML file.
+sed 's/    map: {name: Name}/    map: {name: {expr: "upper(Name, 2)"}}/; s/    batchsize: 100/    batch_size: 100/' \
+    "$tmp/typo.yaml" > "$tmp/expr.yaml"
+out=$($BIN validate "$tmp/expr.yaml" 2>&1); rc=$?
+[ $rc -eq 78 ]; check "expression error exits 78 (got $rc)" $?
+echo "$out" | grep -qF "$tmp/expr.yaml:14:25: error: map rule 'name': expr: upper takes 1 argument, not 2"; check "expression error at 14:25: $out" $?
+
 $BIN validate /nonexistent.yaml >/dev/null 2>&1; [ $? -eq 78 ]; check "missing file exits 78" $?
 
 # The generated reference is committed and current.
