@@ -35,6 +35,7 @@
 
 #include "connectors/connector.h"
 #include "core/buf.h"
+#include "core/cfg.h"
 #include "core/diag.h"
 #include "core/mem.h"
 
@@ -56,40 +57,6 @@ struct csv_ctx {
 
 static const char *const top_keys[] = {"directory", "delimiter", "objects", NULL};
 static const char *const object_keys[] = {"file", "key", "columns", NULL};
-
-static int check_keys(const struct es_node *map, const char *const *allowed, const char *where,
-                      struct es_err *err)
-{
-    if (!map || map->is_null) {
-        return ES_OK;
-    }
-    if (map->kind != ES_NODE_MAP) {
-        return es_err_set(err, ES_ECONFIG, "%s:%d:%d: %s must be a mapping", map->file, map->line,
-                          map->col, where);
-    }
-    for (size_t i = 0; i < map->count; i++) {
-        const struct es_node *k = map->pairs[i].key;
-        const char *best = NULL;
-        int best_d = 3, known = 0;
-        for (size_t j = 0; allowed[j]; j++) {
-            if (strcmp(k->str, allowed[j]) == 0) {
-                known = 1;
-                break;
-            }
-            int d = es_edit_distance(k->str, allowed[j]);
-            if (d < best_d) {
-                best_d = d;
-                best = allowed[j];
-            }
-        }
-        if (!known) {
-            return es_err_set(err, ES_ECONFIG, "%s:%d:%d: unknown key '%s' in %s%s%s%s", k->file,
-                              k->line, k->col, k->str, where, best ? " (did you mean '" : "",
-                              best ? best : "", best ? "'?)" : "");
-        }
-    }
-    return ES_OK;
-}
 
 static int opt_str(const struct es_node *map, const char *key, const char **out, struct es_err *err)
 {
@@ -114,7 +81,7 @@ static int csv_init(struct es_conn *c, struct es_err *err)
         x->dir += 7;
     }
     x->delim = ',';
-    int rc = check_keys(o, top_keys, "csv options", err);
+    int rc = es_cfg_check_keys(o, top_keys, "csv options", err);
     if (rc != ES_OK || !o || o->is_null) {
         return rc;
     }
@@ -146,7 +113,7 @@ static int csv_init(struct es_conn *c, struct es_err *err)
             const struct es_node *ob = objs->pairs[i].value;
             struct csv_object *co = &x->objects[x->nobjects++];
             co->name = objs->pairs[i].key->str;
-            if ((rc = check_keys(ob, object_keys, "a csv object", err)) != ES_OK ||
+            if ((rc = es_cfg_check_keys(ob, object_keys, "a csv object", err)) != ES_OK ||
                 (rc = opt_str(ob, "file", &co->file, err)) != ES_OK ||
                 (rc = opt_str(ob, "key", &co->key, err)) != ES_OK) {
                 return rc;

@@ -6,7 +6,8 @@
  * ends the walk with an error instead of a crash.
  *
  * Invariants: every pointer returned points into the caller's buffer; names keep their
- * namespace prefix (es_xml_is() compares the local part); nesting deeper than 64 is malformed; text is raw until es_xml_text() decodes it.
+ * namespace prefix (es_xml_is() compares the local part); nesting deeper than 64 is malformed; text
+ * is raw until es_xml_text() decodes it.
  */
 #ifndef ES_CONNECTORS_HTTP_XML_H
 #define ES_CONNECTORS_HTTP_XML_H

@@ -25,6 +25,7 @@
 
 #include "connectors/connector.h"
 #include "core/buf.h"
+#include "core/cfg.h"
 #include "core/clock.h"
 #include "core/diag.h"
 #include "core/mem.h"
@@ -59,41 +60,6 @@ static const char *const top_keys[] = {"schema", "overlap", "objects", NULL};
 static const char *const object_keys[] = {"table", "key", "updated_at", NULL};
 
 /* Checks the keys of map against allowed; reports FILE:LINE:COL with a suggestion. */
-static int check_keys(const struct es_node *map, const char *const *allowed, const char *where,
-                      struct es_err *err)
-{
-    if (!map || map->is_null) {
-        return ES_OK;
-    }
-    if (map->kind != ES_NODE_MAP) {
-        return es_err_set(err, ES_ECONFIG, "%s:%d:%d: %s must be a mapping", map->file, map->line,
-                          map->col, where);
-    }
-    for (size_t i = 0; i < map->count; i++) {
-        const struct es_node *k = map->pairs[i].key;
-        int known = 0;
-        const char *best = NULL;
-        int best_d = 3;
-        for (size_t j = 0; allowed[j]; j++) {
-            if (strcmp(k->str, allowed[j]) == 0) {
-                known = 1;
-                break;
-            }
-            int d = es_edit_distance(k->str, allowed[j]);
-            if (d < best_d) {
-                best_d = d;
-                best = allowed[j];
-            }
-        }
-        if (!known) {
-            return es_err_set(err, ES_ECONFIG, "%s:%d:%d: unknown key '%s' in %s%s%s%s", k->file,
-                              k->line, k->col, k->str, where, best ? " (did you mean '" : "",
-                              best ? best : "", best ? "'?)" : "");
-        }
-    }
-    return ES_OK;
-}
-
 static const char *opt_str(const struct es_node *map, const char *key, const char *def,
                            struct es_err *err)
 {
@@ -112,7 +78,7 @@ static const char *opt_str(const struct es_node *map, const char *key, const cha
 static int parse_options(struct pg_ctx *x, const struct es_node *opts, struct es_err *err)
 {
     x->schema = "public";
-    if (check_keys(opts, top_keys, "postgres options", err) != ES_OK) {
+    if (es_cfg_check_keys(opts, top_keys, "postgres options", err) != ES_OK) {
         return ES_ECONFIG;
     }
     x->schema = opt_str(opts, "schema", "public", err);
@@ -131,7 +97,7 @@ static int parse_options(struct pg_ctx *x, const struct es_node *opts, struct es
             const struct es_node *o = objs->pairs[i].value;
             struct pg_object *po = &x->objects[x->nobjects++];
             po->name = objs->pairs[i].key->str;
-            if (check_keys(o, object_keys, "a postgres object", err) != ES_OK) {
+            if (es_cfg_check_keys(o, object_keys, "a postgres object", err) != ES_OK) {
                 return ES_ECONFIG;
             }
             po->table = opt_str(o, "table", po->name, err);

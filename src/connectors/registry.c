@@ -17,12 +17,8 @@ extern const struct es_connector es_connector_sap_odata;
 extern const struct es_connector es_connector_tryton;
 
 static const struct es_connector *const registry[] = {
-    &es_connector_csv,
-    &es_connector_memory,
-    &es_connector_postgres,
-    &es_connector_salesforce,
-    &es_connector_sap_odata,
-    &es_connector_tryton,
+    &es_connector_csv,        &es_connector_memory,    &es_connector_postgres,
+    &es_connector_salesforce, &es_connector_sap_odata, &es_connector_tryton,
 };
 
 const struct es_connector *es_connector_find(const char *name)

@@ -35,6 +35,7 @@
 #include "connectors/connector.h"
 #include "connectors/http.h"
 #include "core/buf.h"
+#include "core/cfg.h"
 #include "core/clock.h"
 #include "core/diag.h"
 #include "core/mem.h"
@@ -69,40 +70,6 @@ struct tr_ctx {
 
 static const char *const top_keys[] = {"company", "overlap", "warehouses", "objects", NULL};
 static const char *const object_keys[] = {"fields", "match", "readback", "confirm", NULL};
-
-static int check_keys(const struct es_node *map, const char *const *allowed, const char *where,
-                      struct es_err *err)
-{
-    if (!map || map->is_null) {
-        return ES_OK;
-    }
-    if (map->kind != ES_NODE_MAP) {
-        return es_err_set(err, ES_ECONFIG, "%s:%d:%d: %s must be a mapping", map->file, map->line,
-                          map->col, where);
-    }
-    for (size_t i = 0; i < map->count; i++) {
-        const struct es_node *k = map->pairs[i].key;
-        const char *best = NULL;
-        int best_d = 3, known = 0;
-        for (size_t j = 0; allowed[j]; j++) {
-            if (strcmp(k->str, allowed[j]) == 0) {
-                known = 1;
-                break;
-            }
-            int d = es_edit_distance(k->str, allowed[j]);
-            if (d < best_d) {
-                best_d = d;
-                best = allowed[j];
-            }
-        }
-        if (!known) {
-            return es_err_set(err, ES_ECONFIG, "%s:%d:%d: unknown key '%s' in %s%s%s%s", k->file,
-                              k->line, k->col, k->str, where, best ? " (did you mean '" : "",
-                              best ? best : "", best ? "'?)" : "");
-        }
-    }
-    return ES_OK;
-}
 
 static int opt_long(const struct es_node *n, long *out, struct es_err *err)
 {
@@ -141,7 +108,7 @@ static int opt_names(const struct es_node *n, struct es_err *err)
 
 static int parse_options(struct tr_ctx *x, const struct es_node *o, struct es_err *err)
 {
-    int rc = check_keys(o, top_keys, "tryton options", err);
+    int rc = es_cfg_check_keys(o, top_keys, "tryton options", err);
     if (rc != ES_OK || !o || o->is_null) {
         return rc;
     }
@@ -182,7 +149,7 @@ static int parse_options(struct tr_ctx *x, const struct es_node *o, struct es_er
             const struct es_node *ob = n->pairs[i].value;
             struct tr_object *t = &x->objects[x->nobjects++];
             t->model = n->pairs[i].key->str;
-            if ((rc = check_keys(ob, object_keys, "a tryton object", err)) != ES_OK) {
+            if ((rc = es_cfg_check_keys(ob, object_keys, "a tryton object", err)) != ES_OK) {
                 return rc;
             }
             t->fields = es_node_get(ob, "fields");

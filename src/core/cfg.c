@@ -465,3 +465,37 @@ void es_cfg_docs(const struct es_cfg_schema *schema, FILE *out, int depth)
         }
     }
 }
+
+int es_cfg_check_keys(const struct es_node *map, const char *const *allowed, const char *where,
+                      struct es_err *err)
+{
+    if (!map || map->is_null) {
+        return ES_OK;
+    }
+    if (map->kind != ES_NODE_MAP) {
+        return es_err_set(err, ES_ECONFIG, "%s:%d:%d: %s must be a mapping", map->file, map->line,
+                          map->col, where);
+    }
+    for (size_t i = 0; i < map->count; i++) {
+        const struct es_node *k = map->pairs[i].key;
+        const char *best = NULL;
+        int best_d = 3, known = 0;
+        for (size_t j = 0; allowed[j]; j++) {
+            if (strcmp(k->str, allowed[j]) == 0) {
+                known = 1;
+                break;
+            }
+            int d = es_edit_distance(k->str, allowed[j]);
+            if (d < best_d) {
+                best_d = d;
+                best = allowed[j];
+            }
+        }
+        if (!known) {
+            return es_err_set(err, ES_ECONFIG, "%s:%d:%d: unknown key '%s' in %s%s%s%s", k->file,
+                              k->line, k->col, k->str, where, best ? " (did you mean '" : "",
+                              best ? best : "", best ? "'?)" : "");
+        }
+    }
+    return ES_OK;
+}

@@ -85,6 +85,11 @@ const char *es_cfg_suggest(const struct es_cfg_schema *schema, const char *key);
 const char *es_cfg_type_name(enum es_cfg_type type);
 /* Parses "1MiB", "64KiB", "2GB", "1000" into bytes. */
 ES_NODISCARD int es_size_parse(const char *s, long long *out);
+/* Checks that every key of map (a mapping node, or NULL/null: nothing to check) is one of
+ * allowed (NULL-terminated), for connector `options:` that have no schema table. Returns
+ * ES_OK or ES_ECONFIG as "FILE:LINE:COL: unknown key 'k' in WHERE (did you mean 'x'?)". */
+ES_NODISCARD int es_cfg_check_keys(const struct es_node *map, const char *const *allowed,
+                                   const char *where, struct es_err *err);
 /* Writes the reference of schema (and its sub-sections) as Markdown. */
 void es_cfg_docs(const struct es_cfg_schema *schema, FILE *out, int depth);
 

@@ -362,6 +362,28 @@ static void test_shorthand_and_anchors(void **state)
     es_config_free(cfg);
 }
 
+static void test_check_keys(void **state)
+{
+    (void)state;
+    const char *text = "systems:\n  a: {connector: memory, options: {fail_evry: 3, file: x}}\n"
+                       "entities: {e: {objects: {a: X}}}\nflows: {}\n";
+    struct es_doc *doc = NULL;
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_doc_parse("k.yaml", text, strlen(text), &doc, NULL, NULL, &err), ES_OK);
+    const struct es_node *opts =
+        es_node_get(es_node_get(es_node_get(doc->root, "systems"), "a"), "options");
+    static const char *const allowed[] = {"fail_every", "file", NULL};
+    assert_int_equal(es_cfg_check_keys(opts, allowed, "memory options", &err), ES_ECONFIG);
+    assert_string_equal(err.msg, "k.yaml:2:36: unknown key 'fail_evry' in memory options (did "
+                                 "you mean 'fail_every'?)");
+    es_err_clear(&err);
+    static const char *const all[] = {"fail_evry", "file", NULL};
+    assert_int_equal(es_cfg_check_keys(opts, all, "memory options", &err), ES_OK);
+    assert_int_equal(es_cfg_check_keys(NULL, all, "memory options", &err), ES_OK);
+    es_doc_free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_env_check_names_never_values),
         cmocka_unit_test(test_examples_validate),
         cmocka_unit_test(test_shorthand_and_anchors),
+        cmocka_unit_test(test_check_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
