@@ -167,6 +167,8 @@ static const char *const count_outcome[ES_CHANGE_STATE_LAST] = {
     "outcome.retry",   "outcome.review", "outcome.dead",
 };
 
+static const char *const count_skip[3] = {"skipped.none", "skipped.noop", "skipped.echo"};
+
 static int db_fail(struct sqlite_store *s, struct es_err *err, const char *what)
 {
     return es_err_set(err, ES_ESTORE, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
@@ -592,6 +594,20 @@ static int xref_put(struct sqlite_store *s, const char *entity, const char *syst
     return ES_OK;
 }
 
+static int fp_put(struct sqlite_store *s, const char *entity, const char *system, const char *id,
+                  const char *fp, int64_t now, struct es_err *err)
+{
+    sqlite3_stmt *st = q(s, Q_FP_PUT);
+    bind_text(st, 1, entity);
+    bind_text(st, 2, system);
+    bind_text(st, 3, id);
+    bind_text(st, 4, fp);
+    sqlite3_bind_int64(st, 5, now);
+    int r = sqlite3_step(st);
+    sqlite3_reset(st);
+    return r == SQLITE_DONE ? ES_OK : db_fail(s, err, "fingerprint");
+}
+
 static int record_xref(struct sqlite_store *s, const struct es_xref_in *x, int64_t id, int64_t now,
                        struct es_err *err)
 {
@@ -612,15 +628,7 @@ static int record_xref(struct sqlite_store *s, const struct es_xref_in *x, int64
         es_free(g);
     }
     if (rc == ES_OK && x->fingerprint && x->target_id) {
-        sqlite3_stmt *st = q(s, Q_FP_PUT);
-        bind_text(st, 1, x->entity);
-        bind_text(st, 2, x->target_system);
-        bind_text(st, 3, x->target_id);
-        bind_text(st, 4, x->fingerprint);
-        sqlite3_bind_int64(st, 5, now);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = db_fail(s, err, "fingerprint");
-        }
+        rc = fp_put(s, x->entity, x->target_system, x->target_id, x->fingerprint, now, err);
     }
     return rc;
 }
@@ -724,6 +732,15 @@ static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_
             }
             if (rc == ES_OK && o->xref) {
                 rc = record_xref(s, o->xref, o->id, now_ms, err);
+            }
+            for (size_t k = 0; rc == ES_OK && k < o->nfps; k++) {
+                const struct es_fp_in *fp = &o->fps[k];
+                if (fp->entity && fp->system && fp->id && fp->fingerprint) {
+                    rc = fp_put(s, fp->entity, fp->system, fp->id, fp->fingerprint, now_ms, err);
+                }
+            }
+            if (o->skip > ES_SKIP_NONE && o->skip <= ES_SKIP_ECHO) {
+                delta_add(s, flow, count_skip[o->skip], 1);
             }
         }
         es_free(flow);
@@ -859,6 +876,11 @@ static int sqlite_stats(struct es_store *base, const char *flow, int64_t now_ms,
                 out->count[i] = v;
             } else if (strcmp(name, count_outcome[i]) == 0) {
                 out->outcomes[i] = v;
+            }
+        }
+        for (int i = 1; i < 3; i++) {
+            if (strcmp(name, count_skip[i]) == 0) {
+                out->skipped[i] = v;
             }
         }
         if (strcmp(name, "enqueued") == 0) {
@@ -1081,6 +1103,53 @@ static int sqlite_fingerprint_get(struct es_store *base, const char *entity, con
     return lookup_one((struct sqlite_store *)base, Q_FP_GET, entity, system, id, NULL, out, err);
 }
 
+static int sqlite_xref_links(struct es_store *base, const char *entity, const char *system,
+                             const char *id, char **global, struct es_xref_link **links, size_t *n,
+                             struct es_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    *global = NULL;
+    *links = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    char *g = xref_find(s, entity, system, id);
+    int rc = ES_OK;
+    if (!g) {
+        rc = es_err_set(err, ES_ENOTFOUND, "%s %s in %s: not known", entity, id, system);
+        goto out;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT system, system_id, updated FROM xref WHERE entity = ?1"
+                           " AND global_id = ?2 ORDER BY system, system_id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "xref");
+        es_free(g);
+        goto out;
+    }
+    bind_text(st, 1, entity);
+    bind_text(st, 2, g);
+    struct es_xref_link *items = NULL;
+    size_t count = 0, cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ES_GROW(items, cap, count + 1);
+        struct es_xref_link *l = &items[count++];
+        memset(l, 0, sizeof *l);
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        es_strlcpy(l->system, v ? (const char *)v : "", sizeof l->system);
+        v = sqlite3_column_text(st, 1);
+        es_strlcpy(l->id, v ? (const char *)v : "", sizeof l->id);
+        l->updated_ms = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    *global = g;
+    *links = items;
+    *n = count;
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 static int sqlite_audit(struct es_store *base, int64_t change_id, size_t limit,
                         struct es_audit **out, size_t *n, struct es_err *err)
 {
@@ -1145,5 +1214,6 @@ const struct es_store_ops es_store_sqlite_ops = {
     .resolve = sqlite_resolve,
     .xref_lookup = sqlite_xref_lookup,
     .fingerprint_get = sqlite_fingerprint_get,
+    .xref_links = sqlite_xref_links,
     .audit = sqlite_audit,
 };

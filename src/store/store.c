@@ -161,6 +161,12 @@ int es_store_xref_lookup(struct es_store *s, const char *entity, const char *sys
     return s->ops->xref_lookup(s, entity, system, id, other_system, out, err);
 }
 
+int es_store_xref_links(struct es_store *s, const char *entity, const char *system, const char *id,
+                        char **global, struct es_xref_link **links, size_t *n, struct es_err *err)
+{
+    return s->ops->xref_links(s, entity, system, id, global, links, n, err);
+}
+
 int es_store_fingerprint_get(struct es_store *s, const char *entity, const char *system,
                              const char *id, char **out, struct es_err *err)
 {

@@ -89,6 +89,27 @@ struct es_xref_in {
     const char *fingerprint;               /* what erpsync wrote to the target, or NULL */
 };
 
+/* Why a DONE change wrote nothing (counted per flow; /metrics, status). */
+enum es_skip {
+    ES_SKIP_NONE = 0,
+    ES_SKIP_NOOP = 1, /* the mapped record equals what erpsync last wrote there */
+    ES_SKIP_ECHO = 2  /* erpsync's own write came back from the target as a change */
+};
+
+/* A fingerprint to record with an outcome (besides the xref's target fingerprint): what
+ * erpsync knows a record in `system` holds after this outcome (write-back, echo priming). */
+struct es_fp_in {
+    const char *entity, *system, *id;
+    const char *fingerprint;
+};
+
+/* One member of a global id: the record's id in one system. */
+struct es_xref_link {
+    char system[64];
+    char id[160];
+    int64_t updated_ms;
+};
+
 /* The result of working on one leased change. */
 struct es_outcome {
     int64_t id;
@@ -102,6 +123,9 @@ struct es_outcome {
     int stale;                     /* OUT: 1 when the lease was lost and nothing was written */
     /* Optional: the change as leased (saves a read of its flow, key and attempts). */
     const struct es_change *leased;
+    int skip;                   /* enum es_skip, for DONE outcomes that wrote nothing */
+    const struct es_fp_in *fps; /* DONE: more fingerprints to record (may be NULL) */
+    size_t nfps;
 };
 
 /* Per-flow figures for status, /metrics and /healthz. */
@@ -115,6 +139,7 @@ struct es_flow_stats {
     int64_t outcomes[ES_CHANGE_STATE_LAST]; /* outcomes committed per state (monotonic) */
     int paused;
     char pause_reason[160];
+    int64_t skipped[3]; /* DONE outcomes that wrote nothing, by enum es_skip (monotonic) */
 };
 
 /* One audit row. */
@@ -182,6 +207,10 @@ struct es_store_ops {
     /* MUST. Last fingerprint written to (system, id) for entity. OUT: *out or ES_ENOTFOUND. */
     int (*fingerprint_get)(struct es_store *s, const char *entity, const char *system,
                            const char *id, char **out, struct es_err *err);
+    /* MUST. Every id of the record (entity, system, id) under its global id.
+     * OUT: *global (es_free), *links (es_free), *n; ES_ENOTFOUND when the record has none. */
+    int (*xref_links)(struct es_store *s, const char *entity, const char *system, const char *id,
+                      char **global, struct es_xref_link **links, size_t *n, struct es_err *err);
     /* MUST. Audit rows of one change (change_id > 0) or the newest of all (0). */
     int (*audit)(struct es_store *s, int64_t change_id, size_t limit, struct es_audit **out,
                  size_t *n, struct es_err *err);
@@ -230,6 +259,9 @@ ES_NODISCARD int es_store_xref_lookup(struct es_store *s, const char *entity, co
 ES_NODISCARD int es_store_fingerprint_get(struct es_store *s, const char *entity,
                                           const char *system, const char *id, char **out,
                                           struct es_err *err);
+ES_NODISCARD int es_store_xref_links(struct es_store *s, const char *entity, const char *system,
+                                     const char *id, char **global, struct es_xref_link **links,
+                                     size_t *n, struct es_err *err);
 ES_NODISCARD int es_store_audit(struct es_store *s, int64_t change_id, size_t limit,
                                 struct es_audit **out, size_t *n, struct es_err *err);
 

@@ -288,6 +288,44 @@ static void test_xref_fingerprint(void **state)
     assert_string_equal(fp, "abc123");
     es_free(fp);
     es_changes_free(c, n);
+
+    /* A second change of the same record: skipped as an echo, with a write-back
+     * fingerprint for the source; the global id lists both systems. */
+    enqueue1(f->s, "a", "S1", "2");
+    assert_int_equal(es_store_lease(f->s, "a", 10, 2000, 60000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    struct es_fp_in wb = {"customer", "crm", "S1", "wb77"};
+    struct es_outcome o2 = {.id = c[0].id,
+                            .lease = c[0].lease,
+                            .state = ES_CHANGE_DONE,
+                            .skip = ES_SKIP_ECHO,
+                            .fps = &wb,
+                            .nfps = 1};
+    assert_int_equal(es_store_complete(f->s, &o2, 1, 2001, NULL), ES_OK);
+    es_changes_free(c, n);
+    assert_int_equal(es_store_fingerprint_get(f->s, "customer", "crm", "S1", &fp, NULL), ES_OK);
+    assert_string_equal(fp, "wb77");
+    es_free(fp);
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.skipped[ES_SKIP_ECHO], 1);
+    assert_int_equal(st.skipped[ES_SKIP_NOOP], 0);
+    assert_int_equal(st.outcomes[ES_CHANGE_DONE], 2);
+
+    char *g = NULL;
+    struct es_xref_link *links = NULL;
+    size_t nl = 0;
+    assert_int_equal(es_store_xref_links(f->s, "customer", "erp", "T9", &g, &links, &nl, NULL),
+                     ES_OK);
+    assert_non_null(g);
+    assert_int_equal(nl, 2);
+    assert_string_equal(links[0].system, "crm");
+    assert_string_equal(links[0].id, "S1");
+    assert_string_equal(links[1].system, "erp");
+    assert_string_equal(links[1].id, "T9");
+    es_free(g);
+    es_free(links);
+    assert_int_equal(es_store_xref_links(f->s, "customer", "erp", "T0", &g, &links, &nl, NULL),
+                     ES_ENOTFOUND);
 }
 
 static void test_recover_and_reopen(void **state)
