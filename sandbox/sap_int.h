@@ -111,6 +111,7 @@ struct sap_ctx {
     int page_max;
     int csrf_ttl_s;
     int partners;       /* demo business partners */
+    int products;       /* demo products (the first 200 have prices and stock) */
     char seed[32];      /* startup seed: "demo" or "" */
     char host_url[128]; /* "http://127.0.0.1:8702", for __metadata.uri / __next */
 };

@@ -26,6 +26,7 @@ static void usage(FILE *out)
             "                       (default 5000, 0 = no cap)\n"
             "  --csrf-ttl SECONDS   lifetime of CSRF tokens and sessions (default 1800)\n"
             "  --partners N         demo business partners to seed (default 6000)\n"
+            "  --products N         demo products to seed, at least 200 (default 200)\n"
             "%s",
             sb_opts_help());
 }
@@ -58,6 +59,9 @@ static int own_flag(struct sap_ctx *c, int argc, char **argv, int *i)
         r = int_flag(v, &c->csrf_ttl_s);
     } else if (strcmp(f, "--partners") == 0) {
         r = int_flag(v, &c->partners);
+    } else if (strcmp(f, "--products") == 0) {
+        r = int_flag(v, &c->products);
+        r = (r == 0 && c->products < 200) ? -1 : r;
     } else {
         return 0;
     }
@@ -93,6 +97,7 @@ int sb_sap_main(int argc, char **argv)
     c->page_max = 5000;
     c->csrf_ttl_s = 1800;
     c->partners = 6000;
+    c->products = 200;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

@@ -454,7 +454,9 @@ int sap_seed_demo(struct sap_ctx *c)
     (void)sap_next_number(c, "addr", 30001LL + nbp);
 
     enum { NPROD = 200 };
-    for (int i = 0; i < NPROD; i++) {
+    /* --products N above 200: the extra products have a description, no price or stock. */
+    int nprod = c->products > NPROD ? c->products : NPROD;
+    for (int i = 0; i < nprod; i++) {
         long long changed = SEED_T0 - (long long)(NPROD - i) * 3600000LL;
         char prod[16];
         snprintf(prod, sizeof prod, "TG%04d", 1000 + i);
@@ -480,6 +482,9 @@ int sap_seed_demo(struct sap_ctx *c)
         put(c, "A_ProductDescription",
             json_pack("{s:s,s:s,s:s}", "Product", prod, "Language", "EN", "ProductDescription",
                       b1));
+        if (i >= NPROD) {
+            continue;
+        }
         snprintf(b1, sizeof b1, "%s %s %d", prod_a[i % 10], prod_de[(i / 10) % 10], 10 + i);
         put(c, "A_ProductDescription",
             json_pack("{s:s,s:s,s:s}", "Product", prod, "Language", "DE", "ProductDescription",
