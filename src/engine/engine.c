@@ -82,6 +82,13 @@ struct es_conn *es__conn_get(struct es_engine *e, struct conns *cs, int idx, str
         memset(cs->c + cs->n, 0, (e->cfg->nsystems - cs->n) * sizeof *cs->c);
         cs->n = e->cfg->nsystems;
     }
+    /* What this thread's instances learned during its last batch (they are used only by
+     * this thread, so reading them here is race-free). */
+    for (size_t i = 0; i < cs->n; i++) {
+        if (cs->c[i]) {
+            es__budget_note(e, (int)i, cs->c[i]);
+        }
+    }
     if (!cs->c[idx]) {
         if (es_conn_open(&e->cfg->systems[idx], &cs->c[idx], err) != ES_OK) {
             cs->c[idx] = NULL;
@@ -89,6 +96,58 @@ struct es_conn *es__conn_get(struct es_engine *e, struct conns *cs, int idx, str
         }
     }
     return cs->c[idx];
+}
+
+void es__budget_note(struct es_engine *e, int idx, const struct es_conn *c)
+{
+    if (!c || idx < 0 || (size_t)idx >= e->nbudgets || c->api_max <= 0) {
+        return;
+    }
+    struct es__budget *b = &e->budgets[idx];
+    atomic_store_explicit(&b->used, c->api_used, memory_order_relaxed);
+    atomic_store_explicit(&b->max, c->api_max, memory_order_relaxed);
+}
+
+/* Budgets for cfg's systems, carrying over what old knew of systems of the same name. */
+static struct es__budget *budgets_build(const struct es_config *cfg, const struct es__budget *old,
+                                        size_t nold)
+{
+    struct es__budget *b = es_xcalloc(cfg->nsystems ? cfg->nsystems : 1, sizeof *b);
+    for (size_t i = 0; i < cfg->nsystems; i++) {
+        es_strlcpy(b[i].system, cfg->systems[i].name, sizeof b[i].system);
+        long used = -1, max = -1;
+        for (size_t k = 0; k < nold; k++) {
+            if (strcmp(old[k].system, b[i].system) == 0) {
+                used = atomic_load(&old[k].used);
+                max = atomic_load(&old[k].max);
+                break;
+            }
+        }
+        atomic_init(&b[i].used, used);
+        atomic_init(&b[i].max, max);
+    }
+    return b;
+}
+
+int es_engine_budget(struct es_engine *e, const char *system, long *used, long *max,
+                     struct es_err *err)
+{
+    *used = *max = -1;
+    int rc = ES_EINVAL;
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    for (size_t i = 0; system && i < e->nbudgets; i++) {
+        if (strcmp(e->budgets[i].system, system) == 0) {
+            *used = atomic_load_explicit(&e->budgets[i].used, memory_order_relaxed);
+            *max = atomic_load_explicit(&e->budgets[i].max, memory_order_relaxed);
+            rc = ES_OK;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&e->cfg_lock);
+    if (rc != ES_OK) {
+        es_err_set(err, ES_EINVAL, "no system named '%s'", system ? system : "");
+    }
+    return rc;
 }
 
 /* ---- outcome policy ---- */
@@ -242,6 +301,8 @@ int es_engine_new(const struct es_config *cfg, const struct es_engine_opts *opts
     pthread_cond_init(&e->ctl_cond, NULL);
     pthread_mutex_init(&e->health_lock, NULL);
     e->store_ok = 1;
+    e->budgets = budgets_build(cfg, NULL, 0);
+    e->nbudgets = cfg->nsystems;
     int rc = es_store_open(cfg->store, &e->store, err);
     if (rc == ES_OK) {
         rc = flows_build(cfg, &e->flows, &e->nflows, err);
@@ -350,6 +411,7 @@ void es_engine_free(struct es_engine *e)
     es__conns_close(&e->sched_conns);
     es_free(e->workers);
     flows_free(e->flows, e->nflows);
+    es_free(e->budgets);
     es_store_close(e->store);
     pthread_rwlock_destroy(&e->cfg_lock);
     pthread_mutex_destroy(&e->q_lock);
@@ -388,6 +450,10 @@ int es_engine_reload(struct es_engine *e, const struct es_config *cfg, struct es
     flows_free(e->flows, e->nflows);
     e->flows = flows;
     e->nflows = n;
+    struct es__budget *budgets = budgets_build(cfg, e->budgets, e->nbudgets);
+    es_free(e->budgets);
+    e->budgets = budgets;
+    e->nbudgets = cfg->nsystems;
     e->cfg = cfg;
     pthread_rwlock_unlock(&e->cfg_lock);
     es__wake(e);

@@ -84,10 +84,34 @@ ES_NODISCARD int es_engine_reload(struct es_engine *e, const struct es_config *c
 ES_NODISCARD int es_engine_enqueue(struct es_engine *e, const char *flow,
                                    const struct es_batch *records, struct es_err *err);
 
+/* One flow's share of a multi-flow enqueue: the records (borrowed) go to flow. */
+struct es_engine_part {
+    const char *flow;
+    const struct es_batch *records;
+};
+
+/**
+ * es_engine_enqueue() for several flows at once: the changes of every part are committed in
+ * ONE transaction (with those of concurrent callers), so a webhook whose records several flows
+ * take is durable for all of them, or for none. Parts that share one es_batch share its
+ * payload text (serialised once).
+ * Errors: ES_EINVAL (a part names an unknown or disabled flow: nothing is enqueued),
+ * ES_ESTORE (commit failed: nothing of this call is stored), ES_EINTERNAL.
+ * Thread context: any thread, blocks for the commit.
+ */
+ES_NODISCARD int es_engine_enqueue_multi(struct es_engine *e, const struct es_engine_part *parts,
+                                         size_t nparts, struct es_err *err);
+
 /* Accessors for the server, CLI and tests. */
 const struct es_config *es_engine_config(const struct es_engine *e);
 struct es_store *es_engine_store(struct es_engine *e);
 void es_engine_health(struct es_engine *e, struct es_engine_health *out);
+/** The remote API budget of system `system` as its connector last reported it (Salesforce:
+ *  Sforce-Limit-Info), published by the threads that own the connector instances after
+ *  their calls. *used and *max are -1 while unknown (no call yet, or the connector does not
+ *  report one). Returns ES_OK, or ES_EINVAL for an unknown system. Lock-free read. */
+ES_NODISCARD int es_engine_budget(struct es_engine *e, const char *system, long *used, long *max,
+                                  struct es_err *err);
 /** Figures per configured flow, in config order. OUT: *out (es_free), *n. */
 ES_NODISCARD int es_engine_stats(struct es_engine *e, struct es_flow_stats **out, size_t *n,
                                  struct es_err *err);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,31 +20,59 @@
 
 /* ---- enqueue (triggers) ---- */
 
-/* Turns records into changes; payload and computed version strings are owned by req. */
-static void req_fill(struct enq_req *req, const char *flow, const struct es_batch *b)
+/* Turns the records of every part into changes; payload and computed version strings are
+ * owned by req. Parts that share one batch share its serialised payloads and versions. */
+static void req_fill(struct enq_req *req, const struct es_engine_part *parts, size_t nparts)
 {
-    req->n = b->count;
-    req->items = es_xcalloc(b->count ? b->count : 1, sizeof *req->items);
-    req->payloads = es_xcalloc(b->count ? b->count : 1, sizeof *req->payloads);
-    req->versions = es_xcalloc(b->count ? b->count : 1, sizeof *req->versions);
-    for (size_t i = 0; i < b->count; i++) {
-        const struct es_record *r = &b->items[i];
-        struct es_change_in *c = &req->items[i];
-        c->flow = flow;
-        c->key = r->key;
-        c->deleted = r->deleted;
-        if (r->data) {
-            req->payloads[i] = json_dumps(r->data, JSON_COMPACT | JSON_ENCODE_ANY);
-            c->payload = req->payloads[i];
-            c->payload_len = c->payload ? strlen(c->payload) : 0;
+    size_t n = 0;
+    for (size_t p = 0; p < nparts; p++) {
+        n += parts[p].records ? parts[p].records->count : 0;
+    }
+    req->n = n;
+    req->items = es_xcalloc(n ? n : 1, sizeof *req->items);
+    req->payloads = es_xcalloc(n ? n : 1, sizeof *req->payloads);
+    req->versions = es_xcalloc(n ? n : 1, sizeof *req->versions);
+    size_t k = 0;
+    for (size_t p = 0; p < nparts; p++) {
+        const struct es_batch *b = parts[p].records;
+        if (!b || b->count == 0) {
+            continue;
         }
-        if (r->version && *r->version) {
-            c->version = r->version;
-        } else {
-            char h[17];
-            es_engine_json_hash(r->data, h);
-            req->versions[i] = es_xasprintf("%s%s", r->deleted ? "deleted-" : "", h);
-            c->version = req->versions[i];
+        /* An earlier part with the same records: copy its changes, renamed. */
+        size_t same = 0, first = SIZE_MAX;
+        for (size_t q = 0; q < p && first == SIZE_MAX; q++) {
+            if (parts[q].records == b) {
+                first = same;
+            }
+            same += parts[q].records ? parts[q].records->count : 0;
+        }
+        if (first != SIZE_MAX) {
+            memcpy(req->items + k, req->items + first, b->count * sizeof *req->items);
+            for (size_t i = 0; i < b->count; i++) {
+                req->items[k + i].flow = parts[p].flow;
+            }
+            k += b->count;
+            continue;
+        }
+        for (size_t i = 0; i < b->count; i++, k++) {
+            const struct es_record *r = &b->items[i];
+            struct es_change_in *c = &req->items[k];
+            c->flow = parts[p].flow;
+            c->key = r->key;
+            c->deleted = r->deleted;
+            if (r->data) {
+                req->payloads[k] = json_dumps(r->data, JSON_COMPACT | JSON_ENCODE_ANY);
+                c->payload = req->payloads[k];
+                c->payload_len = c->payload ? strlen(c->payload) : 0;
+            }
+            if (r->version && *r->version) {
+                c->version = r->version;
+            } else {
+                char h[17];
+                es_engine_json_hash(r->data, h);
+                req->versions[k] = es_xasprintf("%s%s", r->deleted ? "deleted-" : "", h);
+                c->version = req->versions[k];
+            }
         }
     }
 }
@@ -105,19 +134,33 @@ void *es__committer_main(void *arg)
     return NULL;
 }
 
-int es_engine_enqueue(struct es_engine *e, const char *flow, const struct es_batch *records,
-                      struct es_err *err)
+int es_engine_enqueue_multi(struct es_engine *e, const struct es_engine_part *parts, size_t nparts,
+                            struct es_err *err)
 {
     pthread_rwlock_rdlock(&e->cfg_lock);
-    struct flow_rt *rt = flow ? es__flow_find(e, flow) : NULL;
-    if (!rt || !rt->cfg->enabled) {
-        pthread_rwlock_unlock(&e->cfg_lock);
-        return es_err_set(err, ES_EINVAL, "no enabled flow named '%s'", flow ? flow : "");
+    /* The flow names of the running config (they outlive the call: a reload waits for the
+     * read lock), checked before anything is queued. */
+    struct es_engine_part pstack[8];
+    struct es_engine_part *mine = nparts <= 8 ? pstack : es_xmalloc(nparts * sizeof *mine);
+    for (size_t p = 0; p < nparts; p++) {
+        const char *flow = parts[p].flow;
+        struct flow_rt *rt = flow ? es__flow_find(e, flow) : NULL;
+        if (!rt || !rt->cfg->enabled) {
+            pthread_rwlock_unlock(&e->cfg_lock);
+            if (mine != pstack) {
+                es_free(mine);
+            }
+            return es_err_set(err, ES_EINVAL, "no enabled flow named '%s'", flow ? flow : "");
+        }
+        mine[p].flow = rt->cfg->name;
+        mine[p].records = parts[p].records;
     }
-    const char *name = rt->cfg->name;
     struct enq_req req;
     memset(&req, 0, sizeof req);
-    req_fill(&req, name, records);
+    req_fill(&req, mine, nparts);
+    if (mine != pstack) {
+        es_free(mine);
+    }
     int rc;
     if (req.n == 0) {
         rc = ES_OK;
@@ -150,13 +193,21 @@ int es_engine_enqueue(struct es_engine *e, const char *flow, const struct es_bat
     return rc;
 }
 
+int es_engine_enqueue(struct es_engine *e, const char *flow, const struct es_batch *records,
+                      struct es_err *err)
+{
+    struct es_engine_part part = {flow, records};
+    return es_engine_enqueue_multi(e, &part, 1, err);
+}
+
 /* Enqueues one page read by a trigger with its cursors, in one transaction. */
 int es__enqueue_page(struct es_engine *e, const char *flow, const struct es_batch *b,
                      const struct es_cursor_in *cur, size_t ncur, struct es_err *err)
 {
     struct enq_req req;
     memset(&req, 0, sizeof req);
-    req_fill(&req, flow, b);
+    struct es_engine_part part = {flow, b};
+    req_fill(&req, &part, 1);
     int rc = es_store_enqueue(e->store, req.items, req.n, cur, ncur, NULL, err);
     req_release(&req);
     if (rc == ES_OK && b->count) {

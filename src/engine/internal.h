@@ -50,7 +50,7 @@ struct flow_rt {
 
 struct enq_req {
     struct es_change_in *items;
-    char **payloads;
+    char **payloads; /* per item: owned text, or NULL when borrowed from an earlier item */
     char **versions;
     size_t n;
     int done, rc;
@@ -71,6 +71,13 @@ struct worker {
     struct conns conns;
     unsigned seed;
     int started;
+};
+
+/* The remote API budget of one system as last seen by any of its connector instances
+ * (written by the thread that owns the instance, read by /metrics without locks). */
+struct es__budget {
+    char system[64];
+    atomic_long used, max; /* -1 = unknown */
 };
 
 struct es_engine {
@@ -98,6 +105,10 @@ struct es_engine {
     atomic_int stopping, triggers_done, started, stopped;
     int64_t started_ms;
 
+    /* Per configured system (config order); replaced under the cfg writer lock on reload. */
+    struct es__budget *budgets;
+    size_t nbudgets;
+
     pthread_mutex_t health_lock;
     int store_ok;
     char last_error[256];
@@ -113,6 +124,9 @@ void es__nap(struct es_engine *e, int64_t ms);
 void es__conns_close(struct conns *cs);
 /* The instance of system idx for this thread. Called under the config read lock. */
 struct es_conn *es__conn_get(struct es_engine *e, struct conns *cs, int idx, struct es_err *err);
+/* Publishes the API budget instance c (of system idx) last reported, for es_engine_budget().
+ * Call from the thread that owns c, after its calls, under the config read lock. */
+void es__budget_note(struct es_engine *e, int idx, const struct es_conn *c);
 /* The running flow named name, or NULL. Called under the config read lock. */
 struct flow_rt *es__flow_find(struct es_engine *e, const char *name);
 

@@ -43,6 +43,7 @@ static void run_poll(struct es_engine *e, struct flow_rt *rt)
         struct es_batch b;
         es_batch_init(&b);
         int rc = es_conn_read_changes(c, rt->source_object, wm, limit, &b, &err);
+        es__budget_note(e, f->from_idx, c);
         if (rc == ES_OK) {
             struct es_cursor_in cur = {f->name, "watermark", b.watermark ? b.watermark : wm};
             rc = es__enqueue_page(e, f->name, &b, &cur, 1, &err);
@@ -96,6 +97,7 @@ static void run_batch(struct es_engine *e, struct flow_rt *rt, int64_t now_ms)
         es_err_clear(&err);
         int rc =
             es_conn_read_page(c, rt->source_object, page && *page ? page : NULL, limit, &b, &err);
+        es__budget_note(e, f->from_idx, c);
         if (rc == ES_OK) {
             char when[24];
             snprintf(when, sizeof when, "%" PRId64, now_ms);

@@ -12,6 +12,7 @@
  *   GET  /api/dead[?flow=]               dead letters        GET /api/dead/{id}
  *   POST /api/dead/{id}/replay           back to pending
  *   POST /api/flows/{name}/pause         {"reason": "..."}   POST /api/flows/{name}/resume
+ *   GET  /api/xref/{entity}/{system}/{id}  the record's global id and its id in every system
  * POST bodies are optional JSON objects ({"note": ...} / {"reason": ...}). Errors are
  * {"error": "..."} with 400, 401, 404, 405 or 409 (a change in another state).
  */
@@ -337,6 +338,51 @@ static enum MHD_Result pause_flow(struct es_server *srv, struct MHD_Connection *
                           json_pack("{s:s, s:b}", "flow", flow, "paused", pause));
 }
 
+/* GET /api/xref/{entity}/{system}/{id}: rest is what follows "/api/xref/" (the id may
+ * hold slashes). */
+static enum MHD_Result show_xref(struct es_server *srv, struct MHD_Connection *conn,
+                                 struct es__req *req, const char *rest)
+{
+    char entity[128], system[128];
+    const char *s1 = strchr(rest, '/');
+    const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+    size_t elen = s1 ? (size_t)(s1 - rest) : 0;
+    size_t slen = s2 ? (size_t)(s2 - s1 - 1) : 0;
+    if (!s2 || elen == 0 || slen == 0 || !s2[1] || elen >= sizeof entity || slen >= sizeof system) {
+        return es__reply_error(srv, conn, req, 400, "use /api/xref/{entity}/{system}/{id}");
+    }
+    memcpy(entity, rest, elen);
+    entity[elen] = '\0';
+    memcpy(system, s1 + 1, slen);
+    system[slen] = '\0';
+    const char *id = s2 + 1;
+    if (!es_config_entity(srv->cfg, entity)) {
+        return es__reply_error(srv, conn, req, 404, "no entity named '%s'", entity);
+    }
+    if (!es_config_system(srv->cfg, system)) {
+        return es__reply_error(srv, conn, req, 404, "no system named '%s'", system);
+    }
+    char *global = NULL;
+    struct es_xref_link *links = NULL;
+    size_t n = 0;
+    struct es_err e;
+    es_err_clear(&e);
+    if (es_store_xref_links(srv->store, entity, system, id, &global, &links, &n, &e) != ES_OK) {
+        return store_error(srv, conn, req, &e);
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *l = json_pack("{s:s, s:s}", "system", links[i].system, "id", links[i].id);
+        json_object_set_new(l, "updated", time_or_null(links[i].updated_ms));
+        json_array_append_new(arr, l);
+    }
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:o}", "entity", entity, "system", system, "id",
+                             id, "global_id", global ? global : "", "links", arr);
+    es_free(global);
+    es_free(links);
+    return es__reply_json(srv, conn, req, 200, body);
+}
+
 /* Authorization: Bearer <token>, compared in constant time. */
 static int authorized(struct es_server *srv, struct MHD_Connection *conn)
 {
@@ -429,6 +475,10 @@ enum MHD_Result es__admin_handle(struct es_server *srv, struct MHD_Connection *c
             return pause_flow(srv, conn, req, name, (size_t)(slash - name),
                               strcmp(slash, "/pause") == 0);
         }
+    }
+    if (strncmp(url, "/api/xref/", 10) == 0) {
+        return get ? show_xref(srv, conn, req, url + 10)
+                   : es__reply_error(srv, conn, req, 405, "use GET");
     }
     return es__reply_error(srv, conn, req, 404, "no such admin endpoint: %s %s", method, url);
 }

@@ -10,6 +10,7 @@
  *    and the processing-time histogram, counted from the outcomes committed since this server
  *    started (process-lifetime counters, as Prometheus expects; at most TAIL_MAX outcomes are
  *    read per scrape, anything beyond is counted in erpsync_metrics_outcomes_missed_total);
+ *  - the engine: the remote API budget per system as its connectors last reported it;
  *  - the server itself: requests by route and status, webhook records and latency.
  *
  * /healthz answers 200 only when the engine runs, the store answers, and every enabled flow
@@ -276,6 +277,9 @@ static void flow_metrics(struct es_server *srv, struct es_buf *b, const struct e
         {"erpsync_flow_retries_total", "counter", "Outcomes that scheduled a retry."},
         {"erpsync_flow_outcomes_total", "counter", "Outcomes committed, by resulting state."},
         {"erpsync_flow_paused", "gauge", "1 when the flow is paused."},
+        {"erpsync_skipped_total", "counter",
+         "Changes done without a write: the mapped record equals what erpsync last wrote "
+         "(noop), or erpsync's own write came back (echo)."},
     };
     for (size_t f = 0; f < ES_ARRAY_LEN(fam); f++) {
         head(b, fam[f].name, fam[f].type, fam[f].help);
@@ -318,13 +322,42 @@ static void flow_metrics(struct es_server *srv, struct es_buf *b, const struct e
                     }
                 }
                 break;
-            default:
+            case 8:
                 flow_sample(b, fam[f].name, s->flow, NULL, NULL, s->paused ? 1 : 0);
+                break;
+            default:
+                flow_sample(b, fam[f].name, s->flow, "reason", "noop",
+                            (double)s->skipped[ES_SKIP_NOOP]);
+                flow_sample(b, fam[f].name, s->flow, "reason", "echo",
+                            (double)s->skipped[ES_SKIP_ECHO]);
                 break;
             }
         }
     }
     (void)srv;
+}
+
+/* The remote API budget of every system whose connector reports one (Sforce-Limit-Info). */
+static void budget_metrics(struct es_server *srv, struct es_buf *b)
+{
+    static const char *const names[2] = {"erpsync_api_budget_remaining", "erpsync_api_budget_max"};
+    static const char *const helps[2] = {
+        "Remote API calls left in the system's current limit window, as last reported by it.",
+        "The system's API call limit for the window, as last reported by it."};
+    const struct es_config *cfg = srv->cfg;
+    for (int k = 0; k < 2; k++) {
+        head(b, names[k], "gauge", helps[k]);
+        for (size_t i = 0; i < cfg->nsystems; i++) {
+            long used = -1, max = -1;
+            if (es_engine_budget(srv->engine, cfg->systems[i].name, &used, &max, NULL) != ES_OK ||
+                max <= 0) {
+                continue;
+            }
+            es_buf_printf(b, "%s{system=\"", names[k]);
+            label(b, cfg->systems[i].name);
+            es_buf_printf(b, "\"} %ld\n", k == 0 ? (used > max ? 0 : max - used) : max);
+        }
+    }
 }
 
 static void tail_metrics(struct es_server *srv, struct es_buf *b)
@@ -382,6 +415,7 @@ enum MHD_Result es__metrics_handle(struct es_server *srv, struct MHD_Connection 
         flow_metrics(srv, &b, st, n, now);
     }
     es_free(st);
+    budget_metrics(srv, &b);
     pthread_mutex_lock(&srv->tail->lock);
     if (store_ok && tail_read(srv, &e) != ES_OK) {
         store_ok = 0;

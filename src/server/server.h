@@ -27,7 +27,7 @@ struct es_server;
 /**
  * Starts the server on cfg->server.listen ("host:port"; port 0 picks a free port, see
  * es_server_port()) with a pool of cfg->server.threads epoll threads, plus one batcher thread
- * that commits the webhooks queued meanwhile with one engine enqueue per flow (webhook
+ * that commits the webhooks queued meanwhile with one engine enqueue for all their flows (webhook
  * connections are suspended until their commit, so no thread waits for an fsync).
  * Opens one connector instance per webhook system whose connector has parse_webhook.
  * Errors: ES_ECONFIG (bad listen address, webhook without hmac_secret_env, secret env unset),

@@ -128,8 +128,8 @@ static int takes(const struct es_server *srv, size_t i, const char *object)
     return !object[0] || !so || strcmp(so, object) == 0;
 }
 
-/* Commits the queued requests of one hook and object (list linked by next), one enqueue per
- * flow that takes them. */
+/* Commits the queued requests of one hook and object (list linked by next) for every flow
+ * that takes them, in one engine enqueue. */
 static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es__req *list)
 {
     size_t total = 0;
@@ -145,15 +145,24 @@ static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es_
         all.count += r->batch.count;
     }
     all.cap = all.count;
+    /* One engine call for every flow that takes them: one transaction, so the webhook is
+     * durable for all its flows or (on failure, answered 503) for none. */
+    struct es_engine_part stack[8];
+    struct es_engine_part *parts =
+        hook->nflows <= 8 ? stack : es_xmalloc(hook->nflows * sizeof *parts);
+    size_t nparts = 0;
+    for (size_t i = 0; i < hook->nflows; i++) {
+        if (takes(srv, hook->flows[i], list->object)) {
+            parts[nparts].flow = srv->cfg->flows[hook->flows[i]].name;
+            parts[nparts].records = &all;
+            nparts++;
+        }
+    }
     struct es_err e;
     es_err_clear(&e);
-    int rc = ES_OK;
-    /* When a later flow fails, the senders retry and the changes committed for the earlier
-     * flows are recognised as known (flow, key, version): nothing is doubled. */
-    for (size_t i = 0; i < hook->nflows && rc == ES_OK && total > 0; i++) {
-        if (takes(srv, hook->flows[i], list->object)) {
-            rc = es_engine_enqueue(srv->engine, srv->cfg->flows[hook->flows[i]].name, &all, &e);
-        }
+    int rc = total > 0 ? es_engine_enqueue_multi(srv->engine, parts, nparts, &e) : ES_OK;
+    if (parts != stack) {
+        es_free(parts);
     }
     es_free(all.items);
     __atomic_fetch_add(&srv->commits, 1, __ATOMIC_RELAXED);

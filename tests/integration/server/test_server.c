@@ -20,9 +20,11 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "connectors/memory.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/diag.h"
 #include "core/log.h"
@@ -37,6 +39,7 @@
 #define FLOW   "customer-to-erp"
 #define BAD    "customer-to-bad"
 #define OMFLOW "om-to-erp"
+#define PROBE  "skip-probe"
 
 static char g_dir[64];
 static char g_base[64];
@@ -224,6 +227,9 @@ static int setup(void **state)
         "    retry: {max_attempts: 2, base: 10ms, max: 20ms}\n"
         "    map: {name: Name}\n"
         "  " OMFLOW ": {entity: customer, from: om, to: erp, trigger: {realtime: true},"
+        " map: {name: Name}}\n"
+        "  " PROBE ": {entity: customer, from: crm, to: erp, enabled: false,"
+        " trigger: {realtime: true},"
         " map: {name: Name}}\n",
         g_dir);
     struct es_diags d;
@@ -420,7 +426,7 @@ static void test_admin_auth(void **state)
     assert_int_equal(r.status, 200);
     json_t *j = json_of(&r);
     json_t *flows = json_object_get(j, "flows");
-    assert_int_equal(json_array_size(flows), 3);
+    assert_int_equal(json_array_size(flows), 4);
     json_t *f0 = json_array_get(flows, 0);
     assert_string_equal(json_string_value(json_object_get(f0, "name")), FLOW);
     assert_string_equal(json_string_value(json_object_get(f0, "from")), "crm");
@@ -560,6 +566,145 @@ static void test_metrics_many(void **state)
     expect_status(hook("{\"object\":7,\"records\":[{\"id\":\"O3\",\"data\":{}}]}"), 400);
 }
 
+/* Runs one SQL statement on the journal through a second connection (the store is SQLite). */
+static void journal_sql(const char *sql)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/state.db", g_dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    }
+    sqlite3_close(db);
+}
+
+/* A webhook for two flows is committed in one transaction: when the store refuses the
+ * second flow's insert (a trigger on the journal table makes that real store error), the
+ * answer is 503 and neither flow holds the changes; once the store accepts again, both do. */
+static void test_multi_flow_atomic(void **state)
+{
+    (void)state;
+    wait_idle(FLOW);
+    wait_idle(BAD);
+    size_t ok0 = journal_count(FLOW, ES_CHANGE_STATE_LAST);
+    size_t bad0 = journal_count(BAD, ES_CHANGE_STATE_LAST);
+    journal_sql("CREATE TRIGGER refuse_bad BEFORE INSERT ON changes WHEN NEW.flow = '" BAD
+                "' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    const char *body = "{\"records\":[{\"id\":\"T1\",\"version\":\"1\",\"data\":{\"Name\":\"T\"}},"
+                       "{\"id\":\"T2\",\"version\":\"1\",\"data\":{\"Name\":\"U\"}}]}";
+    struct resp r = hook(body);
+    assert_int_equal(r.status, 503);
+    es_free(r.body);
+    assert_int_equal(journal_count(FLOW, ES_CHANGE_STATE_LAST), ok0);
+    assert_int_equal(journal_count(BAD, ES_CHANGE_STATE_LAST), bad0);
+    /* The store error shows in /healthz until a commit works again. */
+    r = http("GET", "/healthz", NULL, 0, NULL);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "store"));
+    es_free(r.body);
+
+    journal_sql("DROP TRIGGER refuse_bad");
+    r = hook(body);
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"flows\":2"));
+    es_free(r.body);
+    assert_int_equal(journal_count(FLOW, ES_CHANGE_STATE_LAST), ok0 + 2);
+    assert_int_equal(journal_count(BAD, ES_CHANGE_STATE_LAST), bad0 + 2);
+    /* The refusal was counted as a 503 of the hook. */
+    r = http("GET", "/metrics", NULL, 0, NULL);
+    assert_true(
+        metric(r.body, "erpsync_http_requests_total{route=\"/hooks/crm\",status=\"503\"}") == 1);
+    es_free(r.body);
+    wait_idle(FLOW);
+    wait_idle(BAD);
+    expect_status(http("GET", "/healthz", NULL, 0, NULL), 200);
+}
+
+/* The admin API's xref view, the skip counters and the budget families in /metrics. */
+static void test_xref_skipped_budget(void **state)
+{
+    (void)state;
+    /* A1 was delivered to erp by customer-to-erp: its global id links both ids. */
+    struct resp r = admin("GET", "/api/xref/customer/crm/A1", NULL);
+    assert_int_equal(r.status, 200);
+    json_t *j = json_of(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "A1");
+    assert_true(strlen(json_string_value(json_object_get(j, "global_id"))) > 0);
+    json_t *links = json_object_get(j, "links");
+    int crm = 0, erp = 0;
+    for (size_t i = 0; i < json_array_size(links); i++) {
+        json_t *l = json_array_get(links, i);
+        const char *sys = json_string_value(json_object_get(l, "system"));
+        const char *id = json_string_value(json_object_get(l, "id"));
+        crm += strcmp(sys, "crm") == 0 && strcmp(id, "A1") == 0;
+        erp += strcmp(sys, "erp") == 0 && id[0] != '\0';
+        assert_true(json_is_string(json_object_get(l, "updated")));
+    }
+    assert_int_equal(crm, 1);
+    assert_int_equal(erp, 1);
+    /* The erp id leads back to the same global id. */
+    const char *erp_id = NULL;
+    for (size_t i = 0; i < json_array_size(links); i++) {
+        json_t *l = json_array_get(links, i);
+        if (strcmp(json_string_value(json_object_get(l, "system")), "erp") == 0) {
+            erp_id = json_string_value(json_object_get(l, "id"));
+        }
+    }
+    char path[256];
+    snprintf(path, sizeof path, "/api/xref/customer/erp/%s", erp_id);
+    struct resp r2 = admin("GET", path, NULL);
+    assert_int_equal(r2.status, 200);
+    json_t *j2 = json_of(&r2);
+    assert_string_equal(json_string_value(json_object_get(j2, "global_id")),
+                        json_string_value(json_object_get(j, "global_id")));
+    json_decref(j2);
+    es_free(r2.body);
+    json_decref(j);
+    es_free(r.body);
+    expect_status(admin("GET", "/api/xref/customer/crm/never-synced", NULL), 404);
+    expect_status(admin("GET", "/api/xref/nothing/crm/A1", NULL), 404);
+    expect_status(admin("GET", "/api/xref/customer/nosys/A1", NULL), 404);
+    expect_status(admin("GET", "/api/xref/customer/crm", NULL), 400);
+    expect_status(admin("POST", "/api/xref/customer/crm/A1", NULL), 405);
+    expect_status(http("GET", "/api/xref/customer/crm/A1", NULL, 0, NULL), 401);
+
+    /* Skips: outcomes committed on the disabled probe flow (no worker touches it). */
+    struct es_store *st = es_engine_store(g_eng);
+    struct es_change_in in[3] = {{PROBE, "S1", "1", 0, "{}", 2},
+                                 {PROBE, "S2", "1", 0, "{}", 2},
+                                 {PROBE, "S3", "1", 0, "{}", 2}};
+    struct es_err e;
+    es_err_clear(&e);
+    assert_int_equal(es_store_enqueue(st, in, 3, NULL, 0, NULL, &e), ES_OK);
+    struct es_change *ch = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(st, PROBE, 10, es_clock_wall_ms(), 60000, &ch, &n, &e), ES_OK);
+    assert_int_equal(n, 3);
+    struct es_outcome out[3];
+    memset(out, 0, sizeof out);
+    for (size_t i = 0; i < 3; i++) {
+        out[i].id = ch[i].id;
+        out[i].lease = ch[i].lease;
+        out[i].state = ES_CHANGE_DONE;
+        out[i].skip = i == 2 ? ES_SKIP_ECHO : ES_SKIP_NOOP;
+    }
+    /* Leases of other flows reclaim only expired leases: these hold for a minute. */
+    assert_int_equal(es_store_complete(st, out, 3, es_clock_wall_ms(), &e), ES_OK);
+    es_changes_free(ch, n);
+    r = http("GET", "/metrics", NULL, 0, NULL);
+    assert_true(metric(r.body, "erpsync_skipped_total{flow=\"" PROBE "\",reason=\"noop\"}") == 2);
+    assert_true(metric(r.body, "erpsync_skipped_total{flow=\"" PROBE "\",reason=\"echo\"}") == 1);
+    assert_true(metric(r.body, "erpsync_skipped_total{flow=\"" FLOW "\",reason=\"noop\"}") == 0);
+    assert_non_null(strstr(r.body, "# TYPE erpsync_skipped_total counter\n"));
+    /* Memory systems report no API budget: the families are there, without samples. */
+    assert_non_null(strstr(r.body, "# TYPE erpsync_api_budget_remaining gauge\n"));
+    assert_null(strstr(r.body, "erpsync_api_budget_remaining{"));
+    es_free(r.body);
+}
+
 static void test_pause_resume_and_health(void **state)
 {
     (void)state;
@@ -618,10 +763,11 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_webhook_accepted), cmocka_unit_test(test_webhook_refused),
-        cmocka_unit_test(test_outbound_message), cmocka_unit_test(test_metrics),
-        cmocka_unit_test(test_admin_auth),       cmocka_unit_test(test_admin_dead_and_review),
-        cmocka_unit_test(test_metrics_many),     cmocka_unit_test(test_pause_resume_and_health),
+        cmocka_unit_test(test_webhook_accepted),    cmocka_unit_test(test_webhook_refused),
+        cmocka_unit_test(test_outbound_message),    cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_admin_auth),          cmocka_unit_test(test_admin_dead_and_review),
+        cmocka_unit_test(test_metrics_many),        cmocka_unit_test(test_multi_flow_atomic),
+        cmocka_unit_test(test_xref_skipped_budget), cmocka_unit_test(test_pause_resume_and_health),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();

@@ -384,6 +384,91 @@ static void test_realtime_group_commit(void **state)
     es_config_free(cfg);
 }
 
+/* Two flows read the same source object: one enqueue_multi commits both flows' changes in
+ * one call, sharing the payload; a part naming an unknown or disabled flow enqueues nothing
+ * at all. Not started: the engine commits directly. */
+static void test_enqueue_multi(void **state)
+{
+    (void)state;
+    char *text = es_xasprintf("store: sqlite:%s/multi.db\n"
+                              "systems:\n"
+                              "  src: {connector: memory}\n"
+                              "  dst: {connector: memory}\n"
+                              "entities:\n"
+                              "  item: {objects: {src: Src, dst: Dst}}\n"
+                              "flows:\n"
+                              "  one: {entity: item, from: src, to: dst, trigger: {realtime: true},"
+                              " map: {name: name}}\n"
+                              "  two: {entity: item, from: src, to: dst, trigger: {realtime: true},"
+                              " map: {name: name}}\n"
+                              "  off: {entity: item, from: src, to: dst, enabled: false,"
+                              " trigger: {realtime: true}, map: {name: name}}\n",
+                              g_dir);
+    struct es_diags d;
+    es_diags_init(&d);
+    struct es_config *cfg = NULL;
+    assert_int_equal(es_config_parse("multi.yaml", text, strlen(text), &cfg, &d), ES_OK);
+    es_diags_release(&d);
+    es_free(text);
+    struct es_engine *e = NULL;
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_engine_new(cfg, NULL, &e, &err), ES_OK);
+    struct es_batch b;
+    es_batch_init(&b);
+    es_batch_add(&b, "m1", "1", 0, json_pack("{s:s}", "name", "first"));
+    es_batch_add(&b, "m2", NULL, 0, json_pack("{s:s}", "name", "second"));
+    struct es_engine_part parts[3] = {{"one", &b}, {"two", &b}, {"off", &b}};
+    assert_int_equal(es_engine_enqueue_multi(e, parts, 3, &err), ES_EINVAL);
+    assert_non_null(strstr(err.msg, "off"));
+    parts[2].flow = "nope";
+    es_err_clear(&err);
+    assert_int_equal(es_engine_enqueue_multi(e, parts, 3, &err), ES_EINVAL);
+    struct es_flow_stats *st = NULL;
+    size_t n = 0;
+    assert_int_equal(es_engine_stats(e, &st, &n, &err), ES_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(st[0].enqueued + st[1].enqueued + st[2].enqueued, 0);
+    es_free(st);
+
+    es_err_clear(&err);
+    assert_int_equal(es_engine_enqueue_multi(e, parts, 2, &err), ES_OK);
+    assert_int_equal(es_engine_stats(e, &st, &n, &err), ES_OK);
+    assert_int_equal(st[0].enqueued, 2);
+    assert_int_equal(st[1].enqueued, 2);
+    assert_int_equal(st[2].enqueued, 0);
+    es_free(st);
+    /* Both flows hold the same payload and the same computed version for m2. */
+    struct es_change_filter f = {"two", ES_CHANGE_STATE_LAST, 0, 10};
+    struct es_change *rows = NULL;
+    size_t nr = 0;
+    assert_int_equal(es_store_list(es_engine_store(e), &f, &rows, &nr, &err), ES_OK);
+    assert_int_equal(nr, 2);
+    assert_string_equal(rows[1].key, "m2");
+    char *v2 = es_xstrdup(rows[1].version);
+    es_changes_free(rows, nr);
+    f.flow = "one";
+    assert_int_equal(es_store_list(es_engine_store(e), &f, &rows, &nr, &err), ES_OK);
+    assert_int_equal(nr, 2);
+    assert_string_equal(rows[1].version, v2);
+    struct es_change one;
+    assert_int_equal(es_store_get(es_engine_store(e), rows[0].id, &one, &err), ES_OK);
+    assert_non_null(one.payload);
+    assert_non_null(strstr(one.payload, "first"));
+    es_change_release(&one);
+    es_changes_free(rows, nr);
+    es_free(v2);
+    /* Again: known (flow, key, version) in both flows. */
+    assert_int_equal(es_engine_enqueue_multi(e, parts, 2, &err), ES_OK);
+    assert_int_equal(es_engine_stats(e, &st, &n, &err), ES_OK);
+    assert_int_equal(st[0].duplicates, 2);
+    assert_int_equal(st[1].duplicates, 2);
+    es_free(st);
+    es_batch_release(&b);
+    es_engine_free(e);
+    es_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_dead_after_retries),
         cmocka_unit_test(test_batch_trigger),
         cmocka_unit_test(test_realtime_group_commit),
+        cmocka_unit_test(test_enqueue_multi),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
