@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The worker threads: lease a batch of one flow, map each change, write the whole batch to
- * the target with one call, and commit every outcome with its xref and fingerprint.
+ * The worker threads: lease a batch of one flow, map each change, apply the master-data
+ * rules (src/mdm: system of record, owned fields, no-op and echo skips), write the whole
+ * batch to the target with one call, write the target ids back to the source with one more
+ * call, and commit every outcome with its xref and fingerprints (docs/architecture.md
+ * "Master data").
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,18 +18,37 @@
 #include "core/mem.h"
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "mdm/mdm.h"
 
 /* ---- workers ---- */
 
 struct item {
     struct es_change *ch;
+    json_t *src; /* the source record as received */
     json_t *mapped;
     char fp[17];
     char *target_id;
     const char *match;
-    int written; /* index into writes, or -1 */
+    int written;      /* index into writes, or -1 */
+    const char *wbid; /* target id to write back into the source, or NULL */
+    json_t *wbdata;   /* {field: id} while the write-back is in flight */
+    int followup;     /* the write-back failed after a target write: re-enqueue */
+    const char *sys;  /* the system a failure came from (NULL = the flow's target) */
     struct es_err err;
     struct es_xref_in xref;
+    char rfp[17]; /* echo priming: the fingerprint the reverse flow will compute */
+    struct es_fp_in fps[4];
+    size_t nfps;
+    char note[256];
+};
+
+/* What one batch knows about the master-data rules of its flow. */
+struct mdm_ctx {
+    struct es_mdm_flow mf;
+    struct flow_rt *rev; /* the reverse flow of a two-way pair, or NULL */
+    struct es_mdm_flow rmf;
+    char echo_from[80], echo_to[80]; /* "<system>#echo" fingerprint slots */
+    int trims;                       /* an update may write less than a create */
 };
 
 struct xref_ud {
@@ -73,12 +95,234 @@ static void fail_item(struct worker *w, struct flow_rt *rt, struct item *it, str
     if (o->state == ES_CHANGE_PENDING) {
         *pause = 1;
     }
-    es_err_context(&it->err, f->to, f->name, it->ch->key);
+    es_err_context(&it->err, it->sys ? it->sys : f->to, f->name, it->ch->key);
     struct es_log_ctx lc = {f->name, f->to};
     enum es_log_level lvl = o->state == ES_CHANGE_RETRY ? ES_LOG_DEBUG : ES_LOG_WARN;
     es_log(&lc, lvl, "change %" PRId64 " key=%s attempt=%d -> %s: %s: %s", it->ch->id, it->ch->key,
            it->ch->attempts, es_change_state_name(o->state), es_code_name(it->err.code),
            it->err.msg);
+}
+
+static void fp_add(struct item *it, const char *entity, const char *system, const char *id,
+                   const char *fp)
+{
+    if (it->nfps < sizeof it->fps / sizeof it->fps[0]) {
+        it->fps[it->nfps++] = (struct es_fp_in){entity, system, id, fp};
+    }
+}
+
+static void mdm_init(struct mdm_ctx *m, struct es_engine *e, const struct es_flow_cfg *f)
+{
+    memset(m, 0, sizeof *m);
+    es_mdm_flow_init(&m->mf, e->cfg, f);
+    es_mdm_echo_system(f->from, m->echo_from, sizeof m->echo_from);
+    es_mdm_echo_system(f->to, m->echo_to, sizeof m->echo_to);
+    m->trims = es_mdm_update_trims(&m->mf);
+    for (size_t i = 0; m->mf.reverse && i < e->nflows; i++) {
+        if (e->flows[i].cfg == m->mf.reverse && e->flows[i].map) {
+            m->rev = &e->flows[i];
+            es_mdm_flow_init(&m->rmf, e->cfg, m->rev->cfg);
+        }
+    }
+}
+
+static void mdm_release(struct mdm_ctx *m)
+{
+    es_mdm_flow_release(&m->mf);
+    if (m->rev) {
+        es_mdm_flow_release(&m->rmf);
+    }
+}
+
+/* The fingerprint of what an update of mapped would write (creates write more: the fields
+ * owned by the target, which an update never touches). The no-op check compares updates. */
+static void update_fp(const struct mdm_ctx *m, const json_t *mapped, int exists, char out[17])
+{
+    if (exists || !m->trims) {
+        es_engine_json_hash(mapped, out);
+        return;
+    }
+    json_t *copy = json_deep_copy(mapped);
+    struct es_mdm_plan plan;
+    es_mdm_plan_write(&m->mf, 1, copy, &plan);
+    es_engine_json_hash(copy, out);
+    json_decref(copy);
+}
+
+/* Echo priming of a two-way pair: the target will report the record erpsync just wrote as a
+ * change; the reverse flow maps it back. Run the reverse mapping on what was written (plus
+ * what the target read back) and record that fingerprint as the source record's content, so
+ * the echo is skipped at once while a real edit on the target still differs. */
+static void prime_reverse(struct es_engine *e, struct mdm_ctx *m, struct item *it,
+                          const struct es_write_result *r, const char *entity, const char *tid)
+{
+    if (!m->rev || !it->mapped || !tid) {
+        return;
+    }
+    json_t *in = json_deep_copy(it->mapped);
+    if (json_is_object(r->readback)) {
+        json_object_update(in, r->readback);
+    }
+    json_t *back = NULL;
+    struct es_err perr;
+    es_err_clear(&perr);
+    struct xref_ud rud = {e, m->rev->cfg};
+    if (es__mapping_apply(m->rev->map, in, &back, map_xref, &rud, &perr) == ES_OK) {
+        struct es_mdm_plan plan;
+        es_mdm_plan_write(&m->rmf, 1, back, &plan);
+        es_engine_json_hash(back, it->rfp);
+        fp_add(it, entity, m->mf.flow->from, it->ch->key, it->rfp);
+        fp_add(it, entity, m->echo_to, tid, it->rfp);
+    }
+    json_decref(back);
+    json_decref(in);
+}
+
+/* The mapped record equals what erpsync last wrote to the target: DONE without a write,
+ * counted as an echo of erpsync's own write or as a plain no-op. Returns 1 when skipped. */
+static int skip_unchanged(struct es_engine *e, struct mdm_ctx *m, struct item *it,
+                          struct es_outcome *o, const char *entity)
+{
+    const struct es_flow_cfg *f = m->mf.flow;
+    char *last = NULL;
+    int same =
+        es_store_fingerprint_get(e->store, entity, f->to, it->target_id, &last, NULL) == ES_OK &&
+        strcmp(last, it->fp) == 0;
+    es_free(last);
+    if (!same) {
+        return 0;
+    }
+    char *echo = NULL;
+    if (es_store_fingerprint_get(e->store, entity, m->echo_from, it->ch->key, &echo, NULL) !=
+        ES_OK) {
+        echo = NULL;
+    }
+    o->state = ES_CHANGE_DONE;
+    o->skip = es_mdm_skip_kind(&m->mf, it->src, it->target_id, it->fp, echo);
+    es_free(echo);
+    if (o->skip == ES_SKIP_ECHO) {
+        /* Each write echoes once: the next identical change is a plain no-op. */
+        fp_add(it, entity, m->echo_from, it->ch->key, "");
+        o->note = "echo: erpsync's own write came back from the source; not synced back";
+    } else {
+        o->note = "unchanged: the target already has this record";
+    }
+    return 1;
+}
+
+/* Writes the target ids back into the source records (one call for the batch). A failure
+ * after this batch's target write re-enqueues the change (its xref is then recorded, so the
+ * retry is a no-op that only repeats the write-back); a failure on the no-op path fails the
+ * change like any write. */
+static void write_back(struct worker *w, struct flow_rt *rt, struct mdm_ctx *m, struct item *items,
+                       struct es_outcome *outs, size_t n, const char *entity)
+{
+    const struct es_flow_cfg *f = rt->cfg;
+    struct es_engine *e = w->e;
+    size_t nwb = 0;
+    for (size_t i = 0; i < n; i++) {
+        nwb += items[i].wbid != NULL;
+    }
+    if (nwb == 0) {
+        return;
+    }
+    struct es_write *wbw = es_xcalloc(nwb, sizeof *wbw);
+    struct es_write_result *wbr = es_xcalloc(nwb, sizeof *wbr);
+    size_t *at = es_xcalloc(nwb, sizeof *at);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct item *it = &items[i];
+        if (!it->wbid) {
+            continue;
+        }
+        it->wbdata = es_mdm_writeback_record(&m->mf, it->wbid);
+        wbw[k] = (struct es_write){it->ch->key, it->ch->key, NULL, it->wbdata};
+        at[k++] = i;
+    }
+    struct es_err werr;
+    es_err_clear(&werr);
+    struct es_conn *sc = es__conn_get(e, &w->conns, f->from_idx, &werr);
+    int rc = (int)werr.code;
+    if (sc) {
+        rc =
+            es_conn_write_batch(sc, rt->source_object, ES_WRITE_UPDATE, NULL, wbw, nwb, wbr, &werr);
+    }
+    for (k = 0; k < nwb; k++) {
+        struct item *it = &items[at[k]];
+        struct es_outcome *o = &outs[at[k]];
+        struct es_write_result *r = &wbr[k];
+        if (rc == ES_OK && r->code == ES_OK) {
+            /* The source will report this write: it maps to what the target has. */
+            fp_add(it, entity, m->echo_from, it->ch->key, it->fp);
+            char note[sizeof it->note];
+            snprintf(note, sizeof note, "%s%s%s written back to %s", o->note ? o->note : "",
+                     o->note ? "; " : "", it->wbid, m->mf.writeback);
+            memcpy(it->note, note, sizeof note);
+            o->note = it->note;
+            continue;
+        }
+        struct es_err fe = r->code != ES_OK ? r->err : werr;
+        if (fe.code == ES_OK) {
+            fe.code = r->code != ES_OK ? r->code : (rc != ES_OK ? (enum es_code)rc : ES_EINTERNAL);
+        }
+        es_err_prefix(&fe, "write-back of %s to %s", m->mf.writeback, f->from);
+        if (it->written >= 0) {
+            it->followup = 1;
+            snprintf(it->note, sizeof it->note, "written to %s; %s: retried as a new change", f->to,
+                     fe.msg);
+            o->note = it->note;
+        } else {
+            it->err = fe;
+            it->sys = f->from;
+        }
+    }
+    es_write_results_release(wbr, nwb);
+    es_free(at);
+    es_free(wbr);
+    es_free(wbw);
+}
+
+/* Re-enqueues the changes whose write-back failed after their target write (same payload,
+ * a new version). On failure they fail as a whole instead: the retry writes the target
+ * again, idempotently. */
+static void enqueue_followups(struct es_engine *e, const struct es_flow_cfg *f, struct item *items,
+                              size_t n, int64_t now)
+{
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++) {
+        nf += (size_t)items[i].followup;
+    }
+    if (nf == 0) {
+        return;
+    }
+    struct es_change_in *in = es_xcalloc(nf, sizeof *in);
+    char **versions = es_xcalloc(nf, sizeof *versions);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct es_change *ch = items[i].ch;
+        if (!items[i].followup) {
+            continue;
+        }
+        versions[k] = es_xasprintf("%s+wb%" PRId64, ch->version ? ch->version : "", now);
+        in[k] =
+            (struct es_change_in){f->name, ch->key, versions[k], 0, ch->payload, ch->payload_len};
+        k++;
+    }
+    struct es_err err;
+    es_err_clear(&err);
+    if (es_store_enqueue(e->store, in, nf, NULL, 0, NULL, &err) != ES_OK) {
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].followup) {
+                items[i].followup = 0;
+                items[i].err = err;
+            }
+        }
+    }
+    for (k = 0; k < nf; k++) {
+        es_free(versions[k]);
+    }
+    es_free(versions);
+    es_free(in);
 }
 
 /* Leases and works one batch of flow rt. Returns the number of changes leased. */
@@ -109,6 +353,11 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
     size_t nw = 0;
     int pause = 0;
     struct xref_ud xud = {e, f};
+    struct mdm_ctx m;
+    mdm_init(&m, e, f);
+    if (m.mf.writeback_refused[0]) {
+        es_log(&lc, ES_LOG_DEBUG, "no write-back: %s", m.mf.writeback_refused);
+    }
     es_err_clear(&err);
     struct es_conn *conn = es__conn_get(e, &w->conns, f->to_idx, &err);
     enum es_write_op op = ES_WRITE_UPSERT;
@@ -132,34 +381,49 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
         }
         if (!ch[i].deleted) {
             json_error_t jerr;
-            json_t *src =
-                ch[i].payload ? json_loadb(ch[i].payload, ch[i].payload_len, 0, &jerr) : NULL;
-            if (!src) {
+            it->src = ch[i].payload ? json_loadb(ch[i].payload, ch[i].payload_len, 0, &jerr) : NULL;
+            if (!it->src) {
                 es_err_set(&it->err, ES_EPOISON, "payload is not JSON: %s",
                            ch[i].payload ? jerr.text : "no payload");
                 continue;
             }
-            int rc = es__mapping_apply(rt->map, src, &it->mapped, map_xref, &xud, &it->err);
-            json_decref(src);
+            int rc = es__mapping_apply(rt->map, it->src, &it->mapped, map_xref, &xud, &it->err);
             if (rc != ES_OK) {
                 continue;
             }
-            es_engine_json_hash(it->mapped, it->fp);
-            if (it->target_id) {
-                char *last = NULL;
-                if (es_store_fingerprint_get(e->store, ent->name, f->to, it->target_id, &last,
-                                             NULL) == ES_OK &&
-                    strcmp(last, it->fp) == 0) {
-                    es_free(last);
-                    outs[i].state = ES_CHANGE_DONE;
-                    outs[i].note = "unchanged: the target already has this record";
-                    continue;
+            /* Master-data rules: what this flow may write into an existing record. */
+            struct es_mdm_plan plan;
+            es_mdm_plan_write(&m.mf, it->target_id != NULL, it->mapped, &plan);
+            update_fp(&m, it->mapped, it->target_id != NULL, it->fp);
+            if (plan.action == ES_MDM_SKIP) {
+                es_strlcpy(it->note, plan.reason, sizeof it->note);
+                outs[i].state = ES_CHANGE_DONE;
+                outs[i].note = it->note;
+                if (es_mdm_writeback_needed(&m.mf, it->src, it->target_id)) {
+                    it->wbid = it->target_id;
                 }
-                es_free(last);
+                continue;
+            }
+            if (it->target_id && skip_unchanged(e, &m, it, &outs[i], ent->name)) {
+                if (es_mdm_writeback_needed(&m.mf, it->src, it->target_id)) {
+                    it->wbid = it->target_id; /* e.g. a write-back that failed before */
+                }
+                continue;
+            }
+            if (plan.action == ES_MDM_REVIEW) {
+                es_err_set(&it->err, ES_ECONFLICT, "%s", plan.reason);
+                es_err_hint(&it->err,
+                            "decide which value wins, fix it in %s, then resolve the "
+                            "review item",
+                            ent->system_of_record ? ent->system_of_record : f->to);
+                continue;
+            }
+            if (plan.action == ES_MDM_WRITE_SUBSET) {
+                es_strlcpy(it->note, plan.reason, sizeof it->note);
             }
             if (f->external_id) {
-                json_t *m = json_object_get(it->mapped, f->external_id);
-                it->match = json_is_string(m) ? json_string_value(m) : NULL;
+                json_t *mv = json_object_get(it->mapped, f->external_id);
+                it->match = json_is_string(mv) ? json_string_value(mv) : NULL;
             }
         } else if (!it->target_id && !f->external_id) {
             outs[i].state = ES_CHANGE_DONE;
@@ -203,23 +467,34 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
                 it->err.code = r->code;
             } else {
                 outs[i].state = ES_CHANGE_DONE;
+                if (it->note[0]) {
+                    outs[i].note = it->note;
+                }
                 const char *tid = r->target_id ? r->target_id : it->target_id;
                 it->xref = (struct es_xref_in){ent->name, f->from, it->ch->key,
                                                f->to,     tid,     it->fp[0] ? it->fp : NULL};
                 if (tid && !it->ch->deleted) {
                     outs[i].xref = &it->xref;
+                    prime_reverse(e, &m, it, r, ent->name, tid);
+                    if (es_mdm_writeback_needed(&m.mf, it->src, tid)) {
+                        it->wbid = tid;
+                    }
                 }
             }
         }
     }
+    write_back(w, rt, &m, items, outs, n, ent->name);
 
     int64_t now = es_clock_wall_ms();
+    enqueue_followups(e, f, items, n, now);
     int64_t dur = es_clock_mono_ms() - t0;
     size_t ndone = 0, nfail = 0;
     for (size_t i = 0; i < n; i++) {
         struct item *it = &items[i];
         outs[i].duration_ms = dur;
         if (it->err.code != ES_OK) {
+            outs[i].xref = NULL;
+            outs[i].skip = ES_SKIP_NONE;
             fail_item(w, rt, it, &outs[i], now, &pause);
             if (!conn && (outs[i].state == ES_CHANGE_DEAD || outs[i].state == ES_CHANGE_REVIEW)) {
                 /* The target cannot be opened: not the record's fault. Give it back and
@@ -229,6 +504,8 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
             }
             nfail++;
         } else if (outs[i].state == ES_CHANGE_DONE) {
+            outs[i].fps = it->fps;
+            outs[i].nfps = it->nfps;
             ndone++;
         }
     }
@@ -270,9 +547,12 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
     }
 
     for (size_t i = 0; i < n; i++) {
+        json_decref(items[i].src);
         json_decref(items[i].mapped);
+        json_decref(items[i].wbdata);
         es_free(items[i].target_id);
     }
+    mdm_release(&m);
     es_write_results_release(results, nw);
     es_free(results);
     es_free(writes);
