@@ -338,24 +338,33 @@ static enum MHD_Result pause_flow(struct es_server *srv, struct MHD_Connection *
                           json_pack("{s:s, s:b}", "flow", flow, "paused", pause));
 }
 
-/* GET /api/xref/{entity}/{system}/{id}: rest is what follows "/api/xref/" (the id may
- * hold slashes). */
-static enum MHD_Result show_xref(struct es_server *srv, struct MHD_Connection *conn,
-                                 struct es__req *req, const char *rest)
+int es__xref_path(const char *rest, char *entity, size_t ecap, char *system, size_t scap,
+                  const char **id)
 {
-    char entity[128], system[128];
     const char *s1 = strchr(rest, '/');
     const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
     size_t elen = s1 ? (size_t)(s1 - rest) : 0;
     size_t slen = s2 ? (size_t)(s2 - s1 - 1) : 0;
-    if (!s2 || elen == 0 || slen == 0 || !s2[1] || elen >= sizeof entity || slen >= sizeof system) {
-        return es__reply_error(srv, conn, req, 400, "use /api/xref/{entity}/{system}/{id}");
+    if (!s2 || elen == 0 || slen == 0 || !s2[1] || elen >= ecap || slen >= scap) {
+        return 0;
     }
     memcpy(entity, rest, elen);
     entity[elen] = '\0';
     memcpy(system, s1 + 1, slen);
     system[slen] = '\0';
-    const char *id = s2 + 1;
+    *id = s2 + 1;
+    return 1;
+}
+
+/* GET /api/xref/{entity}/{system}/{id}: rest is what follows "/api/xref/". */
+static enum MHD_Result show_xref(struct es_server *srv, struct MHD_Connection *conn,
+                                 struct es__req *req, const char *rest)
+{
+    char entity[128], system[128];
+    const char *id = NULL;
+    if (!es__xref_path(rest, entity, sizeof entity, system, sizeof system, &id)) {
+        return es__reply_error(srv, conn, req, 400, "use /api/xref/{entity}/{system}/{id}");
+    }
     if (!es_config_entity(srv->cfg, entity)) {
         return es__reply_error(srv, conn, req, 404, "no entity named '%s'", entity);
     }

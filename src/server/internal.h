@@ -132,6 +132,12 @@ void es__webhook_release(struct es__req *req);
 void es__metrics_init(struct es_server *srv);
 void es__metrics_free(struct es_server *srv);
 
+/* admin.c: splits "{entity}/{system}/{id}" (what follows /api/xref/; the id keeps any further
+ * slashes) into entity[ecap], system[scap] and *id (pointing into rest). Returns 1, or 0 when
+ * a part is missing, empty or too long. */
+int es__xref_path(const char *rest, char *entity, size_t ecap, char *system, size_t scap,
+                  const char **id);
+
 /* The label of a route for metrics ("/healthz", "/hooks/crm", "other"). */
 const char *es__route_name(const struct es_server *srv, int route);
 
