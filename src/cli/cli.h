@@ -30,6 +30,7 @@ int es_cli_review(int argc, char **argv);
 int es_cli_flow(int argc, char **argv);
 int es_cli_map(int argc, char **argv);
 int es_cli_test(int argc, char **argv);
+int es_cli_xref(int argc, char **argv);
 
 /* Loads a config file, printing diagnostics (errors and warnings) to stderr. Returns NULL
  * on error. Used by every command that takes CONFIG. */

@@ -29,6 +29,8 @@ const struct es_cli_command es_cli_commands[] = {
      "list a system's objects, or one object's fields", es_cli_describe},
     {"ping", "[--json] CONFIG SYSTEM", "check that a system answers and accepts the credentials",
      es_cli_ping},
+    {"xref", "[--json] CONFIG ENTITY SYSTEM ID", "a record's global id and its id in every system",
+     es_cli_xref},
     {"version", "", "print the version", es_cli_version},
     {"help", "[COMMAND]", "show this help, or one command's", es_cli_help},
     {NULL, NULL, NULL, NULL},
