@@ -69,6 +69,7 @@ struct sf_schema {
 /* The emulator's state. */
 struct sf_ctx {
     sqlite3 *db;
+    sqlite3_stmt *seq_st; /* next_seq(), prepared once (handlers run under the server lock) */
     struct sf_schema schema;
     struct sb_server *srv;
     char org_id[19], user_id[19];

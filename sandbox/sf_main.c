@@ -380,6 +380,7 @@ int sb_salesforce_main(int argc, char **argv)
     sb_server_stop(s);
 out:
     sf_cursors_free(c);
+    sqlite3_finalize(c->seq_st);
     if (c->db) {
         sqlite3_close(c->db);
     }

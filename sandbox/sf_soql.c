@@ -780,7 +780,11 @@ static int cmp_val(const struct sf_field *f, const json_t *v, const struct lit *
     if (!s) {
         return 2;
     }
-    int r = strcasecmp(s, l->s);
+    /* Ids are case-sensitive (base 62: 0-9 < A-Z < a-z, which is byte order): "...0a" and
+     * "...0A" are two records, so keyset paging (Id > :last ORDER BY Id) must not fold case.
+     * Literals were made canonical 18-character ids by norm_ids(). */
+    int id = f && (f->type == SF_ID || f->type == SF_REFERENCE);
+    int r = id ? strcmp(s, l->s) : strcasecmp(s, l->s);
     return r < 0 ? -1 : r > 0;
 }
 
@@ -870,7 +874,7 @@ struct sortctx {
     const struct query *Q;
 };
 
-static int cmp_json(const json_t *a, const json_t *b)
+static int cmp_json(const json_t *a, const json_t *b, int case_sensitive)
 {
     if (json_is_number(a) && json_is_number(b)) {
         double x = json_number_value(a), y = json_number_value(b);
@@ -880,7 +884,7 @@ static int cmp_json(const json_t *a, const json_t *b)
         return json_is_true(a) - json_is_true(b);
     }
     const char *x = json_string_value(a), *y = json_string_value(b);
-    return strcasecmp(x ? x : "", y ? y : "");
+    return case_sensitive ? strcmp(x ? x : "", y ? y : "") : strcasecmp(x ? x : "", y ? y : "");
 }
 
 static int sort_cmp(const void *pa, const void *pb, void *arg)
@@ -902,7 +906,8 @@ static int sort_cmp(const void *pa, const void *pb, void *arg)
             }
             return r;
         }
-        r = cmp_json(va, vb);
+        const struct sf_field *f = o->path.f;
+        r = cmp_json(va, vb, f && (f->type == SF_ID || f->type == SF_REFERENCE));
         if (r) {
             return o->desc ? -r : r;
         }

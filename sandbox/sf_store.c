@@ -42,17 +42,22 @@ int sf_db_clear(struct sf_ctx *c, struct es_err *err)
 
 static int64_t next_seq(struct sf_ctx *c, const char *name)
 {
-    sqlite3_stmt *st = NULL;
     int64_t n = 1;
-    sqlite3_prepare_v2(c->db,
-                       "INSERT INTO seq(name,n) VALUES(?1,1) ON CONFLICT(name) DO UPDATE SET "
-                       "n=n+1 RETURNING n",
-                       -1, &st, NULL);
+    if (!c->seq_st) {
+        sqlite3_prepare_v3(c->db,
+                           "INSERT INTO seq(name,n) VALUES(?1,1) ON CONFLICT(name) DO UPDATE SET "
+                           "n=n+1 RETURNING n",
+                           -1, SQLITE_PREPARE_PERSISTENT, &c->seq_st, NULL);
+    }
+    sqlite3_stmt *st = c->seq_st;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
         n = sqlite3_column_int64(st, 0);
     }
-    sqlite3_finalize(st);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return n;
 }
 
@@ -590,7 +595,10 @@ static const char *str_of(const json_t *rec, const char *k)
 static void check_rules(struct sf_ctx *c, const struct sf_object *o, json_t *rec, const char *self,
                         int allow_dup, json_t *errs)
 {
-    for (int i = 0; i < o->nfields; i++) {
+    /* The demo seed is unique by construction (numbered names, account numbers and
+     * e-mails): skipping the scans for unique values and duplicates while seeding turns an
+     * O(n^2) seed into O(n) (5,200 Accounts: seconds instead of tens of seconds under ASan). */
+    for (int i = 0; i < o->nfields && !c->seeding; i++) {
         const struct sf_field *f = &o->fields[i];
         json_t *v = json_object_get(rec, f->name);
         if (!f->unique || !json_is_string(v)) {
@@ -605,7 +613,7 @@ static void check_rules(struct sf_ctx *c, const struct sf_object *o, json_t *rec
         }
         json_decref(ids);
     }
-    if (strcmp(o->name, "Account") == 0 && c->dup_rule && !allow_dup &&
+    if (strcmp(o->name, "Account") == 0 && c->dup_rule && !allow_dup && !c->seeding &&
         *str_of(rec, "BillingPostalCode") && *str_of(rec, "Name")) {
         json_t *a = json_array(), *b = json_array();
         find_by_field(c, "Account", "Name", str_of(rec, "Name"), self, a);

@@ -29,7 +29,7 @@ struct sbproc {
 };
 
 /* Starts the sandbox with extra arguments (NULL-terminated). Returns 0 or -1. */
-static int sbproc_start(struct sbproc *p, const char *emulator, const char *const *extra)
+static inline int sbproc_start(struct sbproc *p, const char *emulator, const char *const *extra)
 {
     const char *bin = getenv("ES_SANDBOX_BIN");
     if (!bin) {
@@ -111,7 +111,7 @@ static int sbproc_start(struct sbproc *p, const char *emulator, const char *cons
     return 0;
 }
 
-static void sbproc_stop(struct sbproc *p)
+static inline void sbproc_stop(struct sbproc *p)
 {
     if (p->pid > 0) {
         kill(p->pid, SIGTERM);
@@ -139,8 +139,8 @@ static void sbproc_stop(struct sbproc *p)
 }
 
 /* An admin call (no auth). Returns the HTTP status, or -1. OUT: *out (may be NULL). */
-static long sbproc_admin(struct sbproc *p, const char *method, const char *path, const char *body,
-                         json_t **out)
+static inline long sbproc_admin(struct sbproc *p, const char *method, const char *path,
+                                const char *body, json_t **out)
 {
     struct es_http *h = NULL;
     struct es_err err;
@@ -167,7 +167,7 @@ static long sbproc_admin(struct sbproc *p, const char *method, const char *path,
     return st;
 }
 
-static void sbproc_sleep_ms(int ms)
+static inline void sbproc_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
