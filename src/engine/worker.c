@@ -144,7 +144,7 @@ static void update_fp(const struct mdm_ctx *m, const json_t *mapped, int exists,
     }
     json_t *copy = json_deep_copy(mapped);
     struct es_mdm_plan plan;
-    es_mdm_plan_write(&m->mf, 1, copy, &plan);
+    es_mdm_plan_write(&m->mf, 1, copy, NULL, &plan);
     es_engine_json_hash(copy, out);
     json_decref(copy);
 }
@@ -169,13 +169,31 @@ static void prime_reverse(struct es_engine *e, struct mdm_ctx *m, struct item *i
     struct xref_ud rud = {e, m->rev->cfg};
     if (es__mapping_apply(m->rev->map, in, &back, map_xref, &rud, &perr) == ES_OK) {
         struct es_mdm_plan plan;
-        es_mdm_plan_write(&m->rmf, 1, back, &plan);
+        es_mdm_plan_write(&m->rmf, 1, back, NULL, &plan);
         es_engine_json_hash(back, it->rfp);
         fp_add(it, entity, m->mf.flow->from, it->ch->key, it->rfp);
         fp_add(it, entity, m->echo_to, tid, it->rfp);
     }
     json_decref(back);
     json_decref(in);
+}
+
+/* A conflict is only a conflict when the update would change a value: read the system of
+ * record's current record and decide again on the fields that differ. A failed read leaves
+ * it->err set (classified like a failed write). */
+static void recheck_conflict(struct es_conn *conn, struct flow_rt *rt, const struct mdm_ctx *m,
+                             struct item *it, struct es_mdm_plan *plan)
+{
+    json_t *cur = NULL;
+    struct es_err gerr;
+    es_err_clear(&gerr);
+    int rc = es_conn_get(conn, rt->target_object, it->target_id, &cur, &gerr);
+    if (rc == ES_OK) {
+        es_mdm_plan_write(&m->mf, 1, it->mapped, cur, plan);
+    } else if (rc != ES_EINVAL && rc != ES_ENOTFOUND) {
+        it->err = gerr; /* transient: retry later; EINVAL = the connector has no get */
+    }
+    json_decref(cur);
 }
 
 /* The mapped record equals what erpsync last wrote to the target: DONE without a write,
@@ -393,7 +411,7 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
             }
             /* Master-data rules: what this flow may write into an existing record. */
             struct es_mdm_plan plan;
-            es_mdm_plan_write(&m.mf, it->target_id != NULL, it->mapped, &plan);
+            es_mdm_plan_write(&m.mf, it->target_id != NULL, it->mapped, NULL, &plan);
             update_fp(&m, it->mapped, it->target_id != NULL, it->fp);
             if (plan.action == ES_MDM_SKIP) {
                 es_strlcpy(it->note, plan.reason, sizeof it->note);
@@ -408,6 +426,12 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
                 if (es_mdm_writeback_needed(&m.mf, it->src, it->target_id)) {
                     it->wbid = it->target_id; /* e.g. a write-back that failed before */
                 }
+                continue;
+            }
+            if (plan.action == ES_MDM_REVIEW) {
+                recheck_conflict(conn, rt, &m, it, &plan);
+            }
+            if (it->err.code != ES_OK) {
                 continue;
             }
             if (plan.action == ES_MDM_REVIEW) {

@@ -189,7 +189,7 @@ static void name_add(char *list, size_t cap, const char *name)
     snprintf(list + len, cap - len, "%s%s", len ? ", " : "", name);
 }
 
-void es_mdm_plan_write(const struct es_mdm_flow *mf, int exists, json_t *rec,
+void es_mdm_plan_write(const struct es_mdm_flow *mf, int exists, json_t *rec, const json_t *current,
                        struct es_mdm_plan *out)
 {
     memset(out, 0, sizeof *out);
@@ -217,7 +217,8 @@ void es_mdm_plan_write(const struct es_mdm_flow *mf, int exists, json_t *rec,
             name_add(dropped, sizeof dropped, key);
             json_object_del(rec, key);
             out->dropped++;
-        } else if (mf->target_is_sor && mf->conflict == ES_CONFLICT_REVIEW && !mine) {
+        } else if (mf->target_is_sor && mf->conflict == ES_CONFLICT_REVIEW && !mine &&
+                   !(current && json_equal(val, json_object_get(current, key)))) {
             name_add(contested, sizeof contested, key);
             ncontested++;
         }

@@ -89,18 +89,21 @@ struct es_mdm_plan {
 /**
  * Decides how a mapped record is written (DESIGN.md step 4: system of record and conflict).
  * exists: the target record is known (xref), i.e. this is an update.
+ * current: the target record as it is now, when the caller read it (may be NULL).
  *  - create (exists == 0): ES_MDM_WRITE.
  *  - update: fields owned by a system other than the flow's source are removed from rec.
  *    When the target is the entity's system of record:
  *      conflict source_of_record: only fields owned by the flow's source stay;
- *      conflict review: any remaining field not owned by the source -> ES_MDM_REVIEW,
+ *      conflict review: a remaining field not owned by the source whose value would change
+ *        (differs from current; every such field when current is NULL) -> ES_MDM_REVIEW,
  *        reason lists those fields (rec keeps them, for the fingerprint);
  *      conflict last_write_wins: written.
  *    An update left with no field is ES_MDM_SKIP.
  * rec (a JSON object) is changed in place: afterwards it is exactly what may be written,
- * so the caller fingerprints it after this call. Thread context: any.
+ * so the caller fingerprints it after this call. Calling again on the result with a
+ * current record only revisits the review decision. Thread context: any.
  */
-void es_mdm_plan_write(const struct es_mdm_flow *mf, int exists, json_t *rec,
+void es_mdm_plan_write(const struct es_mdm_flow *mf, int exists, json_t *rec, const json_t *current,
                        struct es_mdm_plan *out);
 
 /**

@@ -109,10 +109,10 @@ static void test_plan_not_sor(void **state)
     es_mdm_flow_init(&mf, cfg, es_config_flow(cfg, "to-erp"));
     struct es_mdm_plan p;
     json_t *r = record();
-    es_mdm_plan_write(&mf, 0, r, &p);
+    es_mdm_plan_write(&mf, 0, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_WRITE);
     assert_non_null(json_object_get(r, "CreditLimit")); /* create: nothing to overwrite */
-    es_mdm_plan_write(&mf, 1, r, &p);
+    es_mdm_plan_write(&mf, 1, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_WRITE_SUBSET);
     assert_int_equal(p.dropped, 1);
     assert_null(json_object_get(r, "CreditLimit"));
@@ -138,9 +138,9 @@ static void test_plan_into_sor(void **state)
     es_mdm_flow_init(&mf, cfg, es_config_flow(cfg, "to-erp"));
     assert_true(mf.target_is_sor);
     r = record();
-    es_mdm_plan_write(&mf, 0, r, &p);
+    es_mdm_plan_write(&mf, 0, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_WRITE); /* the SoR may still receive new records */
-    es_mdm_plan_write(&mf, 1, r, &p);
+    es_mdm_plan_write(&mf, 1, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_WRITE_SUBSET);
     assert_int_equal(json_object_size(r), 2); /* PartnerName (from Name) and Phone */
     assert_non_null(json_object_get(r, "Phone"));
@@ -153,7 +153,7 @@ static void test_plan_into_sor(void **state)
     cfg = load("    system_of_record: erp\n", "");
     es_mdm_flow_init(&mf, cfg, es_config_flow(cfg, "to-erp"));
     r = record();
-    es_mdm_plan_write(&mf, 1, r, &p);
+    es_mdm_plan_write(&mf, 1, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_SKIP);
     assert_non_null(strstr(p.reason, "system of record"));
     assert_int_equal(json_object_size(r), 0);
@@ -168,15 +168,27 @@ static void test_plan_into_sor(void **state)
                "");
     es_mdm_flow_init(&mf, cfg, es_config_flow(cfg, "to-erp"));
     r = record();
-    es_mdm_plan_write(&mf, 1, r, &p);
+    es_mdm_plan_write(&mf, 1, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_REVIEW);
     assert_non_null(strstr(p.reason, "PartnerName"));
     assert_non_null(strstr(p.reason, "Addr"));
     assert_null(strstr(p.reason, "Phone"));
     assert_null(json_object_get(r, "CreditLimit")); /* owned by the target: dropped anyway */
+    /* With the system of record's current record, only values that would change count. */
+    json_t *cur = record();
+    json_object_set_new(cur, "Ref", json_string("001B"));
+    es_mdm_plan_write(&mf, 1, r, cur, &p);
+    assert_int_equal(p.action, ES_MDM_REVIEW);
+    assert_non_null(strstr(p.reason, "Ref"));
+    assert_null(strstr(p.reason, "PartnerName"));
+    assert_null(strstr(p.reason, "Addr"));
+    json_object_set_new(cur, "Ref", json_string("001A"));
+    es_mdm_plan_write(&mf, 1, r, cur, &p);
+    assert_int_equal(p.action, ES_MDM_WRITE);
+    json_decref(cur);
     json_decref(r);
     r = json_pack("{s:s}", "Phone", "+1");
-    es_mdm_plan_write(&mf, 1, r, &p);
+    es_mdm_plan_write(&mf, 1, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_WRITE);
     json_decref(r);
     es_mdm_flow_release(&mf);
@@ -188,12 +200,12 @@ static void test_plan_into_sor(void **state)
                "");
     es_mdm_flow_init(&mf, cfg, es_config_flow(cfg, "to-erp"));
     r = record();
-    es_mdm_plan_write(&mf, 1, r, &p);
+    es_mdm_plan_write(&mf, 1, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_WRITE_SUBSET);
     assert_int_equal(json_object_size(r), 4);
     json_decref(r);
     r = json_pack("{s:s}", "PartnerName", "x");
-    es_mdm_plan_write(&mf, 1, r, &p);
+    es_mdm_plan_write(&mf, 1, r, NULL, &p);
     assert_int_equal(p.action, ES_MDM_WRITE);
     json_decref(r);
     es_mdm_flow_release(&mf);
