@@ -81,6 +81,7 @@ const char *sb_opts_help(void)
            "retry_after=S\n"
            "                       rate_500=F rate_503=F rate_drop=F rate_timeout=F "
            "timeout_ms=N count=N\n"
+           "                       rate_body=F body_status=N body_ctype=T body=TEXT rate_cut=F\n"
            "  --rng-seed N         seed of the fault dice (reproducible runs)\n"
            "  --verbose            log one line per request on stderr\n";
 }
@@ -116,6 +117,12 @@ static void fault_defaults(struct sb_fault *f)
     es_strlcpy(f->method, "*", sizeof f->method);
     f->retry_after = 1;
     f->timeout_ms = 30000;
+    f->body_status = 200;
+    es_strlcpy(f->body_ctype, "text/html", sizeof f->body_ctype);
+    es_strlcpy(f->body,
+               "<html><head><title>Service cannot be reached</title></head>"
+               "<body><h1>Service cannot be reached</h1><p>What has happened?</p></body></html>",
+               sizeof f->body);
 }
 
 static int fault_set_key(struct sb_fault *f, const char *k, const char *v, struct es_err *err)
@@ -127,6 +134,18 @@ static int fault_set_key(struct sb_fault *f, const char *k, const char *v, struc
         es_strlcpy(f->route, v, sizeof f->route);
     } else if (strcmp(k, "method") == 0) {
         es_strlcpy(f->method, v, sizeof f->method);
+    } else if (strcmp(k, "body") == 0) {
+        es_strlcpy(f->body, v, sizeof f->body);
+    } else if (strcmp(k, "body_ctype") == 0) {
+        es_strlcpy(f->body_ctype, v, sizeof f->body_ctype);
+    } else if (strcmp(k, "body_status") == 0) {
+        rc = parse_long(v, &l);
+        if (rc == ES_OK && (l < 100 || l > 599)) {
+            rc = ES_EINVAL;
+        }
+        if (rc == ES_OK) {
+            f->body_status = (int)l;
+        }
     } else if (strcmp(k, "latency_ms") == 0 || strcmp(k, "retry_after") == 0 ||
                strcmp(k, "timeout_ms") == 0 || strcmp(k, "count") == 0) {
         rc = parse_long(v, &l);
@@ -160,6 +179,10 @@ static int fault_set_key(struct sb_fault *f, const char *k, const char *v, struc
                 f->rate_drop = d;
             } else if (strcmp(k, "rate_timeout") == 0) {
                 f->rate_timeout = d;
+            } else if (strcmp(k, "rate_body") == 0) {
+                f->rate_body = d;
+            } else if (strcmp(k, "rate_cut") == 0) {
+                f->rate_cut = d;
             } else {
                 return es_err_set(err, ES_EINVAL, "fault: unknown key '%s'", k);
             }
@@ -213,7 +236,7 @@ int sb_fault_from_json(const json_t *j, struct sb_fault *f, struct es_err *err)
     json_t *v;
     json_object_foreach((json_t *)j, k, v)
     {
-        char tmp[300];
+        char tmp[600];
         if (json_is_string(v)) {
             es_strlcpy(tmp, json_string_value(v), sizeof tmp);
         } else if (json_is_integer(v)) {
@@ -794,11 +817,13 @@ static double rng_next(struct sb_server *s)
     return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
-enum fault_action { FA_NONE = 0, FA_429, FA_500, FA_503, FA_DROP, FA_TIMEOUT };
+enum fault_action { FA_NONE = 0, FA_429, FA_500, FA_503, FA_DROP, FA_TIMEOUT, FA_BODY, FA_CUT };
 
-/* Decides what the fault rules do to this request. */
+/* Decides what the fault rules do to this request; for FA_BODY, *canned is a copy of the
+ * rule (its body may outlive the rule). */
 static enum fault_action fault_pick(struct sb_server *s, const char *method, const char *path,
-                                    int *latency_ms, int *retry_after, int *timeout_ms)
+                                    int *latency_ms, int *retry_after, int *timeout_ms,
+                                    struct sb_fault *canned)
 {
     enum fault_action act = FA_NONE;
     *latency_ms = 0;
@@ -825,6 +850,11 @@ static enum fault_action fault_pick(struct sb_server *s, const char *method, con
             act = FA_500;
         } else if (f->rate_503 > 0 && (r = rng_next(s)) < f->rate_503) {
             act = FA_503;
+        } else if (f->rate_body > 0 && (r = rng_next(s)) < f->rate_body) {
+            act = FA_BODY;
+            *canned = *f;
+        } else if (f->rate_cut > 0 && (r = rng_next(s)) < f->rate_cut) {
+            act = FA_CUT;
         }
         if (act != FA_NONE || f->latency_ms) {
             f->hits++;
@@ -851,12 +881,22 @@ static void sleep_ms(struct sb_server *s, int ms)
 
 static json_t *fault_json(const struct sb_fault *f)
 {
-    return json_pack("{s:s,s:s,s:i,s:f,s:i,s:f,s:f,s:f,s:f,s:i,s:I,s:I}", "route", f->route,
-                     "method", f->method, "latency_ms", f->latency_ms, "rate_429", f->rate_429,
-                     "retry_after", f->retry_after, "rate_500", f->rate_500, "rate_503",
-                     f->rate_503, "rate_drop", f->rate_drop, "rate_timeout", f->rate_timeout,
-                     "timeout_ms", f->timeout_ms, "count", (json_int_t)f->count, "hits",
-                     (json_int_t)f->hits);
+    json_t *j =
+        json_pack("{s:s,s:s,s:i,s:f,s:i,s:f,s:f,s:f,s:f,s:i,s:I,s:I}", "route", f->route, "method",
+                  f->method, "latency_ms", f->latency_ms, "rate_429", f->rate_429, "retry_after",
+                  f->retry_after, "rate_500", f->rate_500, "rate_503", f->rate_503, "rate_drop",
+                  f->rate_drop, "rate_timeout", f->rate_timeout, "timeout_ms", f->timeout_ms,
+                  "count", (json_int_t)f->count, "hits", (json_int_t)f->hits);
+    if (f->rate_body > 0) {
+        json_object_set_new(j, "rate_body", json_real(f->rate_body));
+        json_object_set_new(j, "body_status", json_integer(f->body_status));
+        json_object_set_new(j, "body_ctype", json_string(f->body_ctype));
+        json_object_set_new(j, "body", json_string(f->body));
+    }
+    if (f->rate_cut > 0) {
+        json_object_set_new(j, "rate_cut", json_real(f->rate_cut));
+    }
+    return j;
 }
 
 static void admin_error(struct sb_resp *resp, int status, const char *msg)
@@ -1087,7 +1127,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         handle_admin(s, &req, &resp);
     } else {
         int latency = 0, retry_after = 1, timeout_ms = 0;
-        enum fault_action act = fault_pick(s, method, url, &latency, &retry_after, &timeout_ms);
+        struct sb_fault canned;
+        enum fault_action act =
+            fault_pick(s, method, url, &latency, &retry_after, &timeout_ms, &canned);
         if (latency) {
             sleep_ms(s, latency);
         }
@@ -1100,7 +1142,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             resp_release(&resp);
             return MHD_NO;
         }
-        if (act != FA_NONE) {
+        if (act == FA_BODY) {
+            resp.status = canned.body_status;
+            es_strlcpy(resp.ctype, canned.body_ctype, sizeof resp.ctype);
+            (void)es_buf_puts(&resp.body, canned.body);
+        } else if (act != FA_NONE && act != FA_CUT) {
             int status = act == FA_429 ? 429 : act == FA_500 ? 500 : 503;
             if (s->app.fault_reply) {
                 s->app.fault_reply(s->app.ctx, status, &resp);
@@ -1120,6 +1166,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             s->app.handle(s->app.ctx, &req, &resp);
             if (!s->app.concurrent) {
                 sb_unlock(s);
+            }
+            if (act == FA_CUT) {
+                /* as a proxy that lost the rest: status and headers kept, body cut */
+                resp.body.len /= 2;
             }
         }
     }

@@ -59,6 +59,11 @@ struct sb_fault {
     double rate_drop;    /* connection closed without an answer */
     double rate_timeout; /* held for timeout_ms, then closed without an answer */
     int timeout_ms;
+    double rate_body;    /* answered body_status with body (Content-Type body_ctype) instead */
+    int body_status;     /* default 200 */
+    char body_ctype[96]; /* default text/html */
+    char body[512];      /* default a small HTML error page */
+    double rate_cut;     /* the real answer (state changed!) cut to half its length */
     long count;
     long hits; /* requests this rule changed (read-only, shown by GET /__sandbox/faults) */
 };

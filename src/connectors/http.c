@@ -916,6 +916,16 @@ static int check_parse(struct es_http *h, const struct es_http_resp *resp, int e
     }
     json_error_t je;
     json_t *j = json_loadb(body, resp->body.len, JSON_DECODE_ANY, &je);
+    if (!j && resp->content_type[0] && !strstr(resp->content_type, "json")) {
+        /* e.g. Atom XML from an OData service that ignored $format=json */
+        char ex[96];
+        excerpt(body, resp->body.len, ex, sizeof ex);
+        es_err_set(err, ES_EPROTOCOL,
+                   "%s answered '%s' where JSON was expected (HTTP %ld, %zu bytes): '%s'", what,
+                   resp->content_type, resp->status, resp->body.len, ex);
+        es_err_remote(err, resp->status, NULL, NULL);
+        return ES_EPROTOCOL;
+    }
     if (!j) {
         es_err_set(err, ES_EPROTOCOL,
                    "%s answered invalid JSON (HTTP %ld, %zu bytes): %s at line %d column %d", what,
