@@ -343,6 +343,35 @@ static void enqueue_followups(struct es_engine *e, const struct es_flow_cfg *f, 
     es_free(in);
 }
 
+/* A change event may carry only the fields that changed (Salesforce CDC updates, e.g. the
+ * echo of a write-back: {Id, SAP_Customer_No__c}). When such a record fails to map, read
+ * the whole record from the source and map that instead (the current state is what the
+ * target should get). Returns 1 when it->src was replaced. A transient read failure makes
+ * the change retry instead of going to review. */
+static int hydrate(struct worker *w, struct flow_rt *rt, struct item *it)
+{
+    const struct es_flow_cfg *f = rt->cfg;
+    struct es_err gerr;
+    es_err_clear(&gerr);
+    struct es_conn *sc = es__conn_get(w->e, &w->conns, f->from_idx, &gerr);
+    json_t *full = NULL;
+    int rc = sc ? es_conn_get(sc, rt->source_object, it->ch->key, &full, &gerr) : (int)gerr.code;
+    if (rc == ES_OK && json_is_object(full)) {
+        json_decref(it->src);
+        it->src = full;
+        return 1;
+    }
+    json_decref(full);
+    enum es_class cls = es_code_class((enum es_code)rc);
+    if (rc != ES_EINVAL &&
+        (cls == ES_CLASS_TRANSIENT || cls == ES_CLASS_RATE_LIMITED || cls == ES_CLASS_AUTH)) {
+        es_err_clear(&it->err);
+        it->err = gerr;
+        it->sys = f->from;
+    }
+    return 0;
+}
+
 /* Leases and works one batch of flow rt. Returns the number of changes leased. */
 static size_t work_flow(struct worker *w, struct flow_rt *rt)
 {
@@ -406,6 +435,10 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
                 continue;
             }
             int rc = es__mapping_apply(rt->map, it->src, &it->mapped, map_xref, &xud, &it->err);
+            if (rc == ES_EVALIDATION && hydrate(w, rt, it)) {
+                es_err_clear(&it->err);
+                rc = es__mapping_apply(rt->map, it->src, &it->mapped, map_xref, &xud, &it->err);
+            }
             if (rc != ES_OK) {
                 continue;
             }
