@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -30,6 +31,36 @@ static double secs(int64_t t0)
 {
     return (double)(es_clock_mono_ms() - t0) / 1000.0;
 }
+
+/* CPU seconds (user + system) this process used so far: on a machine shared with other
+ * work the wall-clock rates move with the load, the CPU cost per row much less. */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Bytes this process wrote with write()/pwrite() so far (WAL frames and checkpoints), from
+ * /proc/self/io; 0 where it cannot be read. */
+static double wchar_now(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    double v = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "wchar:", 6) == 0) {
+            v = strtod(line + 6, NULL);
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return v;
+}
+
+static double g_raw_cpu, g_raw_wb; /* CPU seconds and bytes written by the last raw_rate() */
 
 static int exec(sqlite3 *db, const char *sql)
 {
@@ -58,6 +89,7 @@ static double raw_rate(const char *path, long rows, int per_txn)
     sqlite3_prepare_v2(db, "INSERT INTO raw(flow, key, version, payload) VALUES(?1, ?2, ?3, ?4)",
                        -1, &st, NULL);
     int64_t t0 = es_clock_mono_ms();
+    double c0 = cpu_now(), w0 = wchar_now();
     char key[32];
     for (long i = 0; i < rows; i += per_txn) {
         exec(db, "BEGIN");
@@ -73,6 +105,8 @@ static double raw_rate(const char *path, long rows, int per_txn)
         exec(db, "COMMIT");
     }
     double t = secs(t0);
+    g_raw_cpu = cpu_now() - c0;
+    g_raw_wb = wchar_now() - w0;
     sqlite3_finalize(st);
     sqlite3_close(db);
     return t > 0 ? (double)rows / t : 0;
@@ -100,6 +134,7 @@ int main(int argc, char **argv)
     long single = n < 5000 ? n : 5000;
     double raw1 = raw_rate(raw_path, single, 1);
     double rawb = raw_rate(raw_path, n, BATCH);
+    double rawb_cpu = g_raw_cpu, rawb_wb = g_raw_wb;
     printf("raw sqlite insert, 1 row/txn:      %10.0f rows/s  (%ld rows)\n", raw1, single);
     printf("raw sqlite insert, %d rows/txn:  %10.0f rows/s  (%ld rows)\n", BATCH, rawb, n);
 
@@ -132,6 +167,7 @@ int main(int argc, char **argv)
     double enq1 = (double)lone / secs(t0);
 
     t0 = es_clock_mono_ms();
+    double c0 = cpu_now(), w0 = wchar_now();
     for (long i = 0; i < n; i += BATCH) {
         size_t k = 0;
         for (long j = i; j < i + BATCH && j < n; j++, k++) {
@@ -143,17 +179,24 @@ int main(int argc, char **argv)
         }
     }
     double t_enq = secs(t0);
+    double c_enq = cpu_now() - c0, w_enq = wchar_now() - w0;
 
     struct es_outcome *outs = es_xcalloc(BATCH, sizeof *outs);
     long moved = 0;
+    int64_t t_lease = 0, t_complete = 0;
     t0 = es_clock_mono_ms();
+    c0 = cpu_now();
+    w0 = wchar_now();
     for (;;) {
         struct es_change *ch = NULL;
         size_t got = 0;
         int64_t now = es_clock_wall_ms();
+        int64_t t1 = es_clock_mono_ms();
         if (es_store_lease(s, "bench", BATCH, now, 60000, &ch, &got, &err) != ES_OK) {
             fail(&err);
         }
+        int64_t t2 = es_clock_mono_ms();
+        t_lease += t2 - t1;
         if (got == 0) {
             break;
         }
@@ -164,13 +207,16 @@ int main(int argc, char **argv)
                                           .duration_ms = 1,
                                           .leased = &ch[i]};
         }
+        t2 = es_clock_mono_ms();
         if (es_store_complete(s, outs, got, now, &err) != ES_OK) {
             fail(&err);
         }
+        t_complete += es_clock_mono_ms() - t2;
         moved += (long)got;
         es_changes_free(ch, got);
     }
     double t_lc = secs(t0);
+    double c_lc = cpu_now() - c0, w_lc = wchar_now() - w0;
     struct es_flow_stats st;
     if (es_store_stats(s, "bench", 0, &st, &err) != ES_OK) {
         fail(&err);
@@ -184,8 +230,18 @@ int main(int argc, char **argv)
     printf("journal enqueue, 1 change/txn:     %10.0f changes/s  (%ld changes)\n", enq1, lone);
     printf("journal enqueue, %d changes/txn: %10.0f changes/s\n", BATCH, (double)n / t_enq);
     printf("journal lease+complete, %d/txn:  %10.0f changes/s\n", BATCH, (double)n / t_lc);
+    printf("  of which lease %.1f s, complete %.1f s, changes/s each: %.0f, %.0f\n",
+           (double)t_lease / 1000.0, (double)t_complete / 1000.0,
+           t_lease > 0 ? (double)n * 1000.0 / (double)t_lease : 0,
+           t_complete > 0 ? (double)n * 1000.0 / (double)t_complete : 0);
     printf("journal enqueue+lease+complete:    %10.0f changes/s  = %.0f %% of batched raw\n", all,
            rawb > 0 ? 100.0 * all / rawb : 0);
+    printf("CPU us/row: raw batched %.1f, enqueue %.1f, lease+complete %.1f; combined CPU cost"
+           " = %.0f %% of raw's rate\n",
+           1e6 * rawb_cpu / (double)n, 1e6 * c_enq / (double)n, 1e6 * c_lc / (double)n,
+           c_enq + c_lc > 0 ? 100.0 * rawb_cpu / (c_enq + c_lc) : 0);
+    printf("bytes written/row: raw batched %.0f, enqueue %.0f, lease+complete %.0f\n",
+           rawb_wb / (double)n, w_enq / (double)n, w_lc / (double)n);
     es_free(outs);
     es_free(keys);
     es_free(in);

@@ -59,6 +59,25 @@ static const char *const migrations[] = {
     " key TEXT NOT NULL, ts INTEGER NOT NULL, state INTEGER NOT NULL, code INTEGER NOT NULL,"
     " attempt INTEGER NOT NULL, duration_ms INTEGER NOT NULL, msg TEXT);"
     "CREATE INDEX audit_change ON audit(change_id);",
+    /* v2: lease and retry no longer touch an index. The partial indexes test `closed`
+     * (0 open, 1 done, 2 parked), which only a final outcome, replay or resolve changes, instead
+     * of `state`, which every lease rewrites; the per-row lease index is replaced by one row per
+     * leased batch in `leases` (token, id range, expiry), which expiry and recovery walk. */
+    "ALTER TABLE changes ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE changes SET closed = CASE WHEN state = 2 THEN 1 WHEN state >= 4 THEN 2 ELSE 0 END"
+    " WHERE state = 2 OR state >= 4;"
+    "DROP INDEX changes_open;"
+    "DROP INDEX changes_key;"
+    "DROP INDEX changes_leased;"
+    "DROP INDEX changes_parked;"
+    "CREATE INDEX changes_open ON changes(flow, id) WHERE closed = 0;"
+    "CREATE INDEX changes_key ON changes(flow, key, id) WHERE closed = 0;"
+    "CREATE INDEX changes_parked ON changes(id) WHERE closed = 2;"
+    "CREATE TABLE leases(token INTEGER PRIMARY KEY AUTOINCREMENT, flow TEXT NOT NULL, lo INTEGER "
+    "NOT NULL,"
+    " hi INTEGER NOT NULL, until INTEGER NOT NULL, n INTEGER NOT NULL);"
+    "INSERT INTO leases(token, flow, lo, hi, until, n) SELECT lease, flow, min(id), max(id),"
+    " max(lease_until), count(*) FROM changes WHERE state = 1 GROUP BY lease, flow;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -76,6 +95,9 @@ enum {
     Q_COUNT_ADD,
     Q_EXPIRED,
     Q_EXPIRE,
+    Q_LEASE_PUT,
+    Q_LEASE_DONE,
+    Q_LEASE_DEL,
     Q_PAUSED,
     Q_CANDIDATES,
     Q_TAKE,
@@ -102,27 +124,32 @@ static const char *const sql_text[Q_LAST] = {
     [Q_CURSOR_GET] = "SELECT value FROM cursors WHERE flow = ?1 AND name = ?2",
     [Q_COUNT_ADD] = "INSERT INTO counts(flow, name, n) VALUES(?1, ?2, ?3)"
                     " ON CONFLICT(flow, name) DO UPDATE SET n = n + excluded.n",
-    [Q_EXPIRED] = "SELECT flow FROM changes WHERE state = 1 AND lease_until < ?1",
-    [Q_EXPIRE] = "UPDATE changes SET state = 0, lease = 0, updated = ?1"
-                 " WHERE state = 1 AND lease_until < ?1",
+    [Q_EXPIRED] = "SELECT token, flow, lo, hi FROM leases WHERE until < ?1",
+    /* The changes of one leased batch still held by it (the others completed or expired). */
+    [Q_EXPIRE] = "UPDATE changes SET state = 0, lease = 0, lease_until = 0, updated = ?5"
+                 " WHERE closed = 0 AND flow = ?1 AND id BETWEEN ?2 AND ?3 AND state = 1"
+                 " AND lease = ?4",
+    [Q_LEASE_PUT] = "INSERT INTO leases(flow, lo, hi, until, n) VALUES(?2, ?3, ?4, ?5, ?6)",
+    [Q_LEASE_DONE] = "UPDATE leases SET n = n - ?2 WHERE token = ?1",
+    [Q_LEASE_DEL] = "DELETE FROM leases WHERE token = ?1 AND n <= ?2",
     [Q_PAUSED] = "SELECT paused FROM flows WHERE flow = ?1",
     /* Only the oldest open change of a key may be leased (ordering per record key). The
-     * state terms repeat the partial indexes' WHERE so the planner can use them. */
+     * closed terms repeat the partial indexes' WHERE so the planner can use them. */
     [Q_CANDIDATES] = "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
-                     " WHERE c.flow = ?1 AND c.state <> 2 AND c.state < 4 AND c.state <> 1"
+                     " WHERE c.flow = ?1 AND c.closed = 0 AND c.state <> 1"
                      " AND c.next_at <= ?2 AND NOT EXISTS (SELECT 1 FROM changes o"
-                     "  WHERE o.flow = ?1 AND o.key = c.key AND o.state <> 2 AND o.state < 4"
-                     "  AND o.id < c.id)"
+                     "  WHERE o.flow = ?1 AND o.key = c.key AND o.closed = 0 AND o.id < c.id)"
                      " ORDER BY c.id LIMIT ?3",
     [Q_TAKE] = "UPDATE changes SET state = 1, lease = ?2, lease_until = ?3, updated = ?4,"
                " attempts = attempts + 1 WHERE id = ?1",
     /* No RETURNING on hot paths: SQLite builds a temporary table for it per statement. */
     [Q_HOLDER] = "SELECT flow, key, attempts FROM changes WHERE id = ?1 AND state = 1"
                  " AND lease = ?2",
-    [Q_COMPLETE] = "UPDATE changes SET state = ?3, next_at = ?4, lease = 0, lease_until = 0,"
-                   " updated = ?5, last_code = ?6, last_msg = ?7, last_remote_code = ?8,"
-                   " last_remote_msg = ?9, last_hint = ?10, note = ?11"
-                   " WHERE id = ?1 AND state = 1 AND lease = ?2",
+    [Q_COMPLETE] =
+        "UPDATE changes SET state = ?3, closed = ?12, next_at = ?4, lease = 0,"
+        " lease_until = 0, updated = ?5, last_code = ?6, last_msg = ?7, last_remote_code = ?8,"
+        " last_remote_msg = ?9, last_hint = ?10, note = ?11"
+        " WHERE id = ?1 AND state = 1 AND lease = ?2",
     [Q_AUDIT] = "INSERT INTO audit(change_id, flow, key, ts, state, code, attempt, duration_ms, "
                 "msg) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [Q_SUCCESS] = "INSERT INTO flows(flow, last_success) VALUES(?1, ?2)"
@@ -149,14 +176,21 @@ struct delta {
     int64_t n;
 };
 
+/* Outcomes committed for one leased batch (its `leases` row counts down to 0, then goes). */
+struct tally {
+    uint64_t token;
+    int64_t n;
+};
+
 struct sqlite_store {
     struct es_store base;
     sqlite3 *db;
     pthread_mutex_t lock;
     sqlite3_stmt *q[Q_LAST];
-    uint64_t next_lease;
     struct delta *deltas;
     size_t ndeltas, cap_deltas;
+    struct tally *tallies; /* outcomes per lease token in the current complete() */
+    size_t ntallies, cap_tallies;
 };
 
 static const char *const count_state[ES_CHANGE_STATE_LAST] = {
@@ -168,6 +202,12 @@ static const char *const count_outcome[ES_CHANGE_STATE_LAST] = {
 };
 
 static const char *const count_skip[3] = {"skipped.none", "skipped.noop", "skipped.echo"};
+
+/* The `closed` column for a state: 0 open (pending, leased, retry), 1 done, 2 parked. */
+static int closed_of(int state)
+{
+    return state == ES_CHANGE_DONE ? 1 : state >= ES_CHANGE_REVIEW ? 2 : 0;
+}
 
 static int db_fail(struct sqlite_store *s, struct es_err *err, const char *what)
 {
@@ -337,6 +377,7 @@ static void sqlite_close(struct es_store *base)
     sqlite3_close(s->db);
     deltas_clear(s);
     es_free(s->deltas);
+    es_free(s->tallies);
     pthread_mutex_destroy(&s->lock);
     es_free(s);
 }
@@ -370,9 +411,6 @@ static int sqlite_open(const char *path, struct es_store **out, struct es_err *e
             goto fail;
         }
     }
-    /* Lease tokens only need to differ between leases of one change; time plus a counter
-     * keeps them unique across restarts. */
-    s->next_lease = (uint64_t)es_clock_wall_ms() << 16;
     *out = &s->base;
     return ES_OK;
 fail:
@@ -473,27 +511,58 @@ static void read_change(sqlite3_stmt *st, struct es_change *c)
     }
 }
 
-static int expire(struct sqlite_store *s, int64_t now, struct es_err *err)
+/* Returns the changes of every batch whose lease ended before `now` to PENDING and drops
+ * the batches' lease rows (INT64_MAX: every batch, as recovery at startup does). Counts the
+ * changes moved in *moved (may be NULL). */
+static int expire(struct sqlite_store *s, int64_t now, size_t *moved, struct es_err *err)
 {
+    struct expired {
+        int64_t token, lo, hi;
+        char *flow;
+    } *ex = NULL;
+    size_t nex = 0, cap = 0;
     sqlite3_stmt *st = q(s, Q_EXPIRED);
     sqlite3_bind_int64(st, 1, now);
-    int r, found = 0;
+    int r, rc = ES_OK;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        move_state(s, (const char *)sqlite3_column_text(st, 0), ES_CHANGE_LEASED,
-                   ES_CHANGE_PENDING);
-        found = 1;
+        ES_GROW(ex, cap, nex + 1);
+        ex[nex++] = (struct expired){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2),
+                                     sqlite3_column_int64(st, 3), col_dup(st, 1)};
     }
     if (r != SQLITE_DONE) {
-        return db_fail(s, err, "lease expiry");
+        rc = db_fail(s, err, "lease expiry");
     }
-    if (found) {
+    sqlite3_reset(st);
+    int64_t wall = es_clock_wall_ms();
+    for (size_t i = 0; i < nex && rc == ES_OK; i++) {
         st = q(s, Q_EXPIRE);
-        sqlite3_bind_int64(st, 1, now);
+        bind_text(st, 1, ex[i].flow);
+        sqlite3_bind_int64(st, 2, ex[i].lo);
+        sqlite3_bind_int64(st, 3, ex[i].hi);
+        sqlite3_bind_int64(st, 4, ex[i].token);
+        sqlite3_bind_int64(st, 5, now == INT64_MAX ? wall : now);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            return db_fail(s, err, "lease expiry");
+            rc = db_fail(s, err, "lease expiry");
+            break;
+        }
+        int k = sqlite3_changes(s->db);
+        delta_add(s, ex[i].flow, count_state[ES_CHANGE_LEASED], -k);
+        delta_add(s, ex[i].flow, count_state[ES_CHANGE_PENDING], k);
+        if (moved) {
+            *moved += (size_t)k;
+        }
+        st = q(s, Q_LEASE_DEL);
+        sqlite3_bind_int64(st, 1, ex[i].token);
+        sqlite3_bind_int64(st, 2, INT64_MAX);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_fail(s, err, "lease expiry");
         }
     }
-    return ES_OK;
+    for (size_t i = 0; i < nex; i++) {
+        es_free(ex[i].flow);
+    }
+    es_free(ex);
+    return rc;
 }
 
 static int sqlite_lease(struct es_store *base, const char *flow, size_t max, int64_t now_ms,
@@ -508,7 +577,7 @@ static int sqlite_lease(struct es_store *base, const char *flow, size_t max, int
     }
     struct es_change *items = NULL;
     size_t count = 0;
-    rc = expire(s, now_ms, err);
+    rc = expire(s, now_ms, NULL, err);
     if (rc == ES_OK) {
         sqlite3_stmt *st = q(s, Q_PAUSED);
         bind_text(st, 1, flow);
@@ -535,10 +604,25 @@ static int sqlite_lease(struct es_store *base, const char *flow, size_t max, int
         }
         sqlite3_reset(st);
     }
+    /* One token for the batch: the id of its row in `leases` (with its id range and expiry),
+     * AUTOINCREMENT so that no token is ever handed out twice, by any process. */
+    uint64_t token = 0;
+    if (rc == ES_OK && count > 0) {
+        sqlite3_stmt *st = q(s, Q_LEASE_PUT);
+        bind_text(st, 2, flow);
+        sqlite3_bind_int64(st, 3, items[0].id);
+        sqlite3_bind_int64(st, 4, items[count - 1].id);
+        sqlite3_bind_int64(st, 5, now_ms + lease_ms);
+        sqlite3_bind_int64(st, 6, (int64_t)count);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_fail(s, err, "lease");
+        }
+        token = (uint64_t)sqlite3_last_insert_rowid(s->db);
+    }
     for (size_t i = 0; i < count && rc == ES_OK; i++) {
         struct es_change *c = &items[i];
         sqlite3_stmt *st = q(s, Q_TAKE);
-        c->lease = ++s->next_lease;
+        c->lease = token;
         c->lease_until_ms = now_ms + lease_ms;
         sqlite3_bind_int64(st, 1, c->id);
         sqlite3_bind_int64(st, 2, (int64_t)c->lease);
@@ -653,6 +737,51 @@ static int audit_put(struct sqlite_store *s, int64_t change_id, const char *flow
     return ES_OK;
 }
 
+static void tally_add(struct sqlite_store *s, uint64_t token)
+{
+    for (size_t i = s->ntallies; i > 0; i--) {
+        if (s->tallies[i - 1].token == token) {
+            s->tallies[i - 1].n++;
+            return;
+        }
+    }
+    ES_GROW(s->tallies, s->cap_tallies, s->ntallies + 1);
+    s->tallies[s->ntallies++] = (struct tally){token, 1};
+}
+
+/* Counts the committed outcomes down on their batches' lease rows; a batch with every
+ * outcome in loses its row. */
+static int tallies_apply(struct sqlite_store *s, struct es_err *err)
+{
+    for (size_t i = 0; i < s->ntallies; i++) {
+        sqlite3_stmt *st = q(s, Q_LEASE_DONE);
+        sqlite3_bind_int64(st, 1, (int64_t)s->tallies[i].token);
+        sqlite3_bind_int64(st, 2, s->tallies[i].n);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            return db_fail(s, err, "lease count");
+        }
+        st = q(s, Q_LEASE_DEL);
+        sqlite3_bind_int64(st, 1, (int64_t)s->tallies[i].token);
+        sqlite3_bind_int64(st, 2, 0);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            return db_fail(s, err, "lease count");
+        }
+    }
+    return ES_OK;
+}
+
+/* flows.last_success, written once per flow per transaction. */
+static int success_put(struct sqlite_store *s, const char *flow, int64_t now_ms, struct es_err *err)
+{
+    sqlite3_stmt *st = q(s, Q_SUCCESS);
+    bind_text(st, 1, flow);
+    sqlite3_bind_int64(st, 2, now_ms);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        return db_fail(s, err, "last success");
+    }
+    return ES_OK;
+}
+
 static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_t n, int64_t now_ms,
                            struct es_err *err)
 {
@@ -661,6 +790,8 @@ static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_
     if (rc != ES_OK) {
         return rc;
     }
+    s->ntallies = 0;
+    char *succeeded = NULL; /* the flow whose last_success is pending to write */
     for (size_t i = 0; i < n && rc == ES_OK; i++) {
         struct es_outcome *o = &outs[i];
         const struct es_err *e = o->err;
@@ -701,6 +832,7 @@ static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_
         bind_opt(st, 9, e ? e->remote_msg : NULL);
         bind_opt(st, 10, e ? e->hint : NULL);
         bind_opt(st, 11, o->note);
+        sqlite3_bind_int(st, 12, closed_of((int)o->state));
         sqlite3_bind_int64(st, 2, (int64_t)o->lease);
         if (sqlite3_step(st) != SQLITE_DONE) {
             rc = db_fail(s, err, "complete");
@@ -719,16 +851,19 @@ static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_
             key = es_xstrdup(o->leased->key);
             attempts = o->leased->attempts;
         }
+        tally_add(s, o->lease);
         move_state(s, flow, ES_CHANGE_LEASED, (int)o->state);
         delta_add(s, flow, count_outcome[o->state], 1);
         rc = audit_put(s, o->id, flow, key, now_ms, (int)o->state, e ? e->code : ES_OK, attempts,
                        o->duration_ms, e && e->msg[0] ? e->msg : o->note, err);
         if (rc == ES_OK && o->state == ES_CHANGE_DONE) {
-            st = q(s, Q_SUCCESS);
-            bind_text(st, 1, flow);
-            sqlite3_bind_int64(st, 2, now_ms);
-            if (sqlite3_step(st) != SQLITE_DONE) {
-                rc = db_fail(s, err, "last success");
+            if (succeeded && strcmp(succeeded, flow) != 0) {
+                rc = success_put(s, succeeded, now_ms, err);
+                es_free(succeeded);
+                succeeded = NULL;
+            }
+            if (!succeeded) {
+                succeeded = es_xstrdup(flow);
             }
             if (rc == ES_OK && o->xref) {
                 rc = record_xref(s, o->xref, o->id, now_ms, err);
@@ -746,34 +881,25 @@ static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_
         es_free(flow);
         es_free(key);
     }
+    if (rc == ES_OK && succeeded) {
+        rc = success_put(s, succeeded, now_ms, err);
+    }
+    es_free(succeeded);
+    if (rc == ES_OK) {
+        rc = tallies_apply(s, err);
+    }
     return finish(s, rc, err);
 }
 
 static int sqlite_recover(struct es_store *base, size_t *n, struct es_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
+    size_t count = 0;
     int rc = begin(s, err);
     if (rc != ES_OK) {
         return rc;
     }
-    sqlite3_stmt *st = NULL;
-    size_t count = 0;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE changes SET state = 0, lease = 0 WHERE state = 1 RETURNING flow",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(s, err, "recover");
-    } else {
-        int r;
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            move_state(s, (const char *)sqlite3_column_text(st, 0), ES_CHANGE_LEASED,
-                       ES_CHANGE_PENDING);
-            count++;
-        }
-        if (r != SQLITE_DONE) {
-            rc = db_fail(s, err, "recover");
-        }
-    }
-    sqlite3_finalize(st);
+    rc = expire(s, INT64_MAX, &count, err);
     rc = finish(s, rc, err);
     if (n) {
         *n = rc == ES_OK ? count : 0;
@@ -892,8 +1018,7 @@ static int sqlite_stats(struct es_store *base, const char *flow, int64_t now_ms,
     sqlite3_finalize(st);
     st = NULL;
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT created FROM changes WHERE flow = ?1 AND state <> 2"
-                           " AND state < 4"
+                           "SELECT created FROM changes WHERE flow = ?1 AND closed = 0"
                            " ORDER BY id LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "stats");
@@ -936,7 +1061,7 @@ static int sqlite_list(struct es_store *base, const struct es_change_filter *f,
     const char *sql =
         state == ES_CHANGE_REVIEW || state == ES_CHANGE_DEAD
             ? "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
-              " WHERE c.state >= 4 AND c.state = ?2 AND (?1 IS NULL OR c.flow = ?1)"
+              " WHERE c.closed = 2 AND c.state = ?2 AND (?1 IS NULL OR c.flow = ?1)"
               " AND c.id > ?3 ORDER BY c.id LIMIT ?4"
             : "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
               " WHERE (?1 IS NULL OR c.flow = ?1) AND (?2 < 0 OR c.state = ?2)"
@@ -1022,7 +1147,8 @@ static int move_parked(struct sqlite_store *s, int64_t id, unsigned allowed, int
     if (rc == ES_OK) {
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(s->db,
-                               "UPDATE changes SET state = ?2, attempts = CASE WHEN ?2 = 0 THEN 0"
+                               "UPDATE changes SET state = ?2, closed = ?5,"
+                               " attempts = CASE WHEN ?2 = 0 THEN 0"
                                " ELSE attempts END, next_at = 0, updated = ?3, note = ?4"
                                " WHERE id = ?1",
                                -1, &st, NULL) != SQLITE_OK) {
@@ -1033,6 +1159,7 @@ static int move_parked(struct sqlite_store *s, int64_t id, unsigned allowed, int
             sqlite3_bind_int(st, 2, to);
             sqlite3_bind_int64(st, 3, now);
             bind_opt(st, 4, note);
+            sqlite3_bind_int(st, 5, closed_of(to));
             if (sqlite3_step(st) != SQLITE_DONE) {
                 rc = db_fail(s, err, "update");
             } else {

@@ -3,7 +3,8 @@
  * Store semantics on real SQLite files in a temporary directory: idempotent enqueue, lease
  * expiry and lost leases, ordering per record key, cursors committed with their changes,
  * state transitions (retry, review, dead, replay, resolve), xref and fingerprints, recovery
- * and reopening the file.
+ * and reopening the file, and the migration of a schema v1 file (written here with the v1 DDL)
+ * to the current schema with its changes, leases and counters intact.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "core/mem.h"
 #include "store/store.h"
@@ -351,6 +353,132 @@ static void test_recover_and_reopen(void **state)
     assert_int_equal(st.count[ES_CHANGE_PENDING], 2);
 }
 
+/* The v1 schema as erpsync 0.x wrote it (kept here verbatim: the store migrates such files). */
+static const char v1_ddl[] =
+    "CREATE TABLE changes("
+    " id INTEGER PRIMARY KEY,"
+    " flow TEXT NOT NULL, key TEXT NOT NULL, version TEXT NOT NULL,"
+    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL DEFAULT 0,"
+    " lease INTEGER NOT NULL DEFAULT 0,"
+    " lease_until INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " last_code INTEGER NOT NULL DEFAULT 0,"
+    " last_msg TEXT, last_remote_code TEXT, last_remote_msg TEXT, last_hint TEXT, note TEXT,"
+    " UNIQUE(flow, key, version));"
+    "CREATE INDEX changes_open ON changes(flow, id) WHERE state <> 2 AND state < 4;"
+    "CREATE INDEX changes_key ON changes(flow, key, id) WHERE state <> 2 AND state < 4;"
+    "CREATE INDEX changes_leased ON changes(lease_until) WHERE state = 1;"
+    "CREATE INDEX changes_parked ON changes(state, id) WHERE state >= 4;"
+    "CREATE TABLE payloads(id INTEGER PRIMARY KEY, body TEXT);"
+    "CREATE TABLE cursors(flow TEXT NOT NULL, name TEXT NOT NULL, value TEXT,"
+    " updated INTEGER NOT NULL, PRIMARY KEY(flow, name)) WITHOUT ROWID;"
+    "CREATE TABLE flows(flow TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0, reason TEXT,"
+    " last_success INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE counts(flow TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(flow, name)) WITHOUT ROWID;"
+    "CREATE TABLE xref(entity TEXT NOT NULL, system TEXT NOT NULL, system_id TEXT NOT NULL,"
+    " global_id TEXT NOT NULL, updated INTEGER NOT NULL,"
+    " PRIMARY KEY(entity, system, system_id)) WITHOUT ROWID;"
+    "CREATE INDEX xref_global ON xref(entity, global_id, system);"
+    "CREATE TABLE fingerprints(entity TEXT NOT NULL, system TEXT NOT NULL,"
+    " system_id TEXT NOT NULL, fp TEXT NOT NULL, updated INTEGER NOT NULL,"
+    " PRIMARY KEY(entity, system, system_id)) WITHOUT ROWID;"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, change_id INTEGER NOT NULL, flow TEXT NOT NULL,"
+    " key TEXT NOT NULL, ts INTEGER NOT NULL, state INTEGER NOT NULL, code INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL, duration_ms INTEGER NOT NULL, msg TEXT);"
+    "CREATE INDEX audit_change ON audit(change_id);"
+    /* 1 pending k1; 2 leased k2 (until 5000); 3 done k3; 4 review k4; 5 pending k2 v2 (waits
+     * for 2); 6 dead k6 */
+    "INSERT INTO changes(id, flow, key, version, state, attempts, lease, lease_until, created,"
+    " updated, last_code, last_msg) VALUES"
+    " (1, 'a', 'k1', '1', 0, 0, 0, 0, 100, 100, 0, NULL),"
+    " (2, 'a', 'k2', '1', 1, 1, 77, 5000, 100, 100, 0, NULL),"
+    " (3, 'a', 'k3', '1', 2, 1, 0, 0, 100, 100, 0, NULL),"
+    " (4, 'a', 'k4', '1', 4, 1, 0, 0, 100, 100, 7, 'bad email'),"
+    " (5, 'a', 'k2', '2', 0, 0, 0, 0, 100, 100, 0, NULL),"
+    " (6, 'a', 'k6', '1', 5, 3, 0, 0, 100, 100, 4, 'gone');"
+    "INSERT INTO payloads(id, body) VALUES (1, '{\"v\":1}'), (2, '{\"v\":2}'), (5, '{\"v\":5}');"
+    "INSERT INTO counts(flow, name, n) VALUES ('a', 'state.pending', 2), ('a', 'state.leased', 1),"
+    " ('a', 'state.done', 1), ('a', 'state.review', 1), ('a', 'state.dead', 1),"
+    " ('a', 'enqueued', 6);"
+    "INSERT INTO audit(change_id, flow, key, ts, state, code, attempt, duration_ms, msg) VALUES"
+    " (3, 'a', 'k3', 100, 2, 0, 1, 5, NULL);"
+    "PRAGMA user_version = 1;";
+
+static void test_migrate_v1(void **state)
+{
+    struct fixture *f = *state;
+    es_store_close(f->s);
+    f->s = NULL;
+    char path[160];
+    snprintf(path, sizeof path, "%s/state.db", f->dir);
+    assert_int_equal(unlink(path), 0);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v1_ddl, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_store_open(f->url, &f->s, &err), ES_OK);
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_PENDING], 2);
+    assert_int_equal(st.count[ES_CHANGE_LEASED], 1);
+    assert_int_equal(st.count[ES_CHANGE_REVIEW], 1);
+    assert_int_equal(st.oldest_open_ms, 100);
+    /* Change 2 is still leased (until 5000): only 1 goes; 5 waits behind 2 (same key). */
+    struct es_change *c = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 60000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].id, 1);
+    assert_string_equal(c[0].payload, "{\"v\":1}");
+    complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 1001);
+    es_changes_free(c, n);
+    /* The v1 lease of change 2 expires like a v2 one. */
+    assert_int_equal(es_store_lease(f->s, "a", 10, 6000, 60000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].id, 2);
+    assert_int_equal(c[0].attempts, 2);
+    complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 6001);
+    es_changes_free(c, n);
+    assert_int_equal(es_store_lease(f->s, "a", 10, 6002, 60000, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].id, 5);
+    es_changes_free(c, n);
+    /* Parked changes are still listed and can be replayed. */
+    struct es_change_filter flt = {"a", ES_CHANGE_DEAD, 0, 0};
+    assert_int_equal(es_store_list(f->s, &flt, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].id, 6);
+    assert_string_equal(c[0].last_msg, "gone");
+    es_changes_free(c, n);
+    assert_int_equal(es_store_replay(f->s, 4, NULL, NULL), ES_OK);
+    st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_DONE], 3);
+    assert_int_equal(st.count[ES_CHANGE_LEASED], 1);
+    assert_int_equal(st.count[ES_CHANGE_PENDING], 1);
+    assert_int_equal(st.count[ES_CHANGE_REVIEW], 0);
+    struct es_audit *a = NULL;
+    size_t na = 0;
+    assert_int_equal(es_store_audit(f->s, 3, 10, &a, &na, NULL), ES_OK);
+    assert_int_equal(na, 1);
+    assert_int_equal(a[0].duration_ms, 5);
+    es_free(a);
+    /* A file from a newer erpsync is refused. */
+    es_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    es_err_clear(&err);
+    assert_int_equal(es_store_open(f->url, &f->s, &err), ES_ESTORE);
+    assert_non_null(strstr(err.msg, "newer"));
+}
+
 static void test_pause(void **state)
 {
     struct fixture *f = *state;
@@ -394,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_xref_fingerprint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test(test_bad_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
