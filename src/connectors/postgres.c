@@ -15,7 +15,12 @@
  *   overlap: 0s              when a poll reaches the end, the next one re-reads this window
  *                            (rows whose transaction committed after a later one was polled)
  *   objects:
- *     <object>: {table: <name>, key: id, updated_at: updated_at}
+ *     <object>: {table: <name>, key: id, updated_at: updated_at, deleted_column: <col>}
+ *
+ * Deletes: with deleted_column (a soft-delete flag: boolean true, a non-NULL timestamp or a
+ * non-zero number), rows so marked are read as deleted records, and a delete write marks the
+ * row (and sets updated_at) instead of removing it. Rows removed with DELETE leave no trace a
+ * poll could see: hard deletes are not visible.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -46,6 +51,7 @@ struct pg_object {
     const char *table;
     const char *key;
     const char *updated_at;
+    const char *deleted; /* soft-delete column, or NULL */
 };
 
 struct pg_ctx {
@@ -57,7 +63,7 @@ struct pg_ctx {
 };
 
 static const char *const top_keys[] = {"schema", "overlap", "objects", NULL};
-static const char *const object_keys[] = {"table", "key", "updated_at", NULL};
+static const char *const object_keys[] = {"table", "key", "updated_at", "deleted_column", NULL};
 
 /* Checks the keys of map against allowed; reports FILE:LINE:COL with a suggestion. */
 static const char *opt_str(const struct es_node *map, const char *key, const char *def,
@@ -103,6 +109,7 @@ static int parse_options(struct pg_ctx *x, const struct es_node *opts, struct es
             po->table = opt_str(o, "table", po->name, err);
             po->key = opt_str(o, "key", "id", err);
             po->updated_at = opt_str(o, "updated_at", "updated_at", err);
+            po->deleted = opt_str(o, "deleted_column", NULL, err);
         }
     } else if (objs && !objs->is_null && objs->kind != ES_NODE_MAP) {
         return es_err_set(err, ES_ECONFIG, "%s:%d:%d: objects must be a mapping", objs->file,
@@ -119,7 +126,7 @@ static struct pg_object object_of(const struct pg_ctx *x, const char *object)
             return x->objects[i];
         }
     }
-    struct pg_object o = {object, object, "id", "updated_at"};
+    struct pg_object o = {object, object, "id", "updated_at", NULL};
     return o;
 }
 
@@ -247,6 +254,60 @@ static void put_table(struct es_buf *b, const struct pg_ctx *x, const struct pg_
     put_ident(b, x->conn, o->table);
 }
 
+/* Appends the soft-delete test of column col of alias t: true for a boolean true, a non-NULL
+ * timestamp or text, a non-zero number; "false" when the object has no such column. */
+static void put_deleted(struct es_buf *b, PGconn *conn, const char *col)
+{
+    if (!col) {
+        (void)es_buf_puts(b, "false");
+        return;
+    }
+    (void)es_buf_puts(b, "(coalesce(t.");
+    put_ident(b, conn, col);
+    (void)es_buf_puts(b, "::text, 'false') NOT IN ('false', '0', '')");
+    (void)es_buf_puts(b, ")");
+}
+
+/* The SQL value that marks a row deleted in the soft-delete column, by its type: true,
+ * now() or 1. NULL with err set when the column is missing or of another type. */
+static const char *delete_mark(struct pg_ctx *x, const struct pg_object *o, struct es_err *err)
+{
+    struct es_buf t;
+    es_buf_init(&t, 0);
+    put_table(&t, x, o);
+    const char *p[2] = {t.data, o->deleted};
+    PGresult *r = PQexecParams(x->conn,
+                               "SELECT format_type(a.atttypid, NULL) FROM pg_attribute a "
+                               "WHERE a.attrelid = $1::regclass AND a.attname = $2 "
+                               "AND NOT a.attisdropped",
+                               2, NULL, p, NULL, NULL, 0);
+    es_buf_release(&t);
+    const char *mark = NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_fail(x->conn, r, o->table, err);
+    } else if (PQntuples(r) == 0) {
+        es_err_set(err, ES_ECONFIG, "postgres: %s has no column '%s' (deleted_column)", o->table,
+                   o->deleted);
+    } else {
+        const char *ty = PQgetvalue(r, 0, 0);
+        if (strcmp(ty, "boolean") == 0) {
+            mark = "true";
+        } else if (strncmp(ty, "timestamp", 9) == 0 || strcmp(ty, "date") == 0) {
+            mark = "now()";
+        } else if (strcmp(ty, "integer") == 0 || strcmp(ty, "smallint") == 0 ||
+                   strcmp(ty, "bigint") == 0 || strcmp(ty, "numeric") == 0) {
+            mark = "1";
+        } else {
+            es_err_set(err, ES_ECONFIG,
+                       "postgres: deleted_column '%s' of %s is %s (want boolean, timestamp, "
+                       "date or an integer)",
+                       o->deleted, o->table, ty);
+        }
+    }
+    PQclear(r);
+    return mark;
+}
+
 /* Turns column j of row i into JSON (numeric stays a string: exact). OUT: new reference. */
 static json_t *cell_json(const PGresult *r, int i, int j)
 {
@@ -323,7 +384,9 @@ static int pg_read_changes(struct es_conn *c, const char *object, const char *wa
     put_ident(&q, x->conn, o.updated_at);
     (void)es_buf_puts(&q, ", 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), t.");
     put_ident(&q, x->conn, o.key);
-    (void)es_buf_puts(&q, "::text, t.* FROM ");
+    (void)es_buf_puts(&q, "::text, ");
+    put_deleted(&q, x->conn, o.deleted);
+    (void)es_buf_puts(&q, ", t.* FROM ");
     put_table(&q, x, &o);
     (void)es_buf_puts(&q, " t WHERE t.");
     put_ident(&q, x->conn, o.updated_at);
@@ -359,7 +422,8 @@ static int pg_read_changes(struct es_conn *c, const char *object, const char *wa
     }
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
-        es_batch_add(out, PQgetvalue(r, i, 1), PQgetvalue(r, i, 0), 0, row_json(r, i, 2));
+        es_batch_add(out, PQgetvalue(r, i, 1), PQgetvalue(r, i, 0), PQgetvalue(r, i, 2)[0] == 't',
+                     row_json(r, i, 3));
     }
     if (n > 0 && (size_t)n == limit) {
         /* more to come: continue right after the last row */
@@ -410,7 +474,9 @@ static int pg_read_page(struct es_conn *c, const char *object, const char *page,
     es_buf_init(&q, 0);
     (void)es_buf_puts(&q, "SELECT t.");
     put_ident(&q, x->conn, o.key);
-    (void)es_buf_puts(&q, "::text, t.* FROM ");
+    (void)es_buf_puts(&q, "::text, ");
+    put_deleted(&q, x->conn, o.deleted);
+    (void)es_buf_puts(&q, ", t.* FROM ");
     put_table(&q, x, &o);
     (void)es_buf_puts(&q, " t");
     if (page) {
@@ -432,7 +498,8 @@ static int pg_read_page(struct es_conn *c, const char *object, const char *page,
     int n = PQntuples(r);
     int take = (size_t)n > limit ? (int)limit : n;
     for (int i = 0; i < take; i++) {
-        es_batch_add(out, PQgetvalue(r, i, 0), NULL, 0, row_json(r, i, 1));
+        es_batch_add(out, PQgetvalue(r, i, 0), NULL, PQgetvalue(r, i, 1)[0] == 't',
+                     row_json(r, i, 2));
     }
     if ((size_t)n > limit) {
         out->next_page = es_xstrdup(PQgetvalue(r, take - 1, 0));
@@ -567,7 +634,8 @@ static PGresult *exec_simple(PGconn *conn, const char *sql)
 
 /* Runs one record's statement inside a savepoint; fills res. */
 static void write_one(struct pg_ctx *x, const struct pg_object *o, enum es_write_op op,
-                      const char *keycol, const struct es_write *w, struct es_write_result *res)
+                      const char *keycol, const char *mark, const struct es_write *w,
+                      struct es_write_result *res)
 {
     struct es_buf q;
     es_buf_init(&q, 0);
@@ -590,7 +658,20 @@ static void write_one(struct pg_ctx *x, const struct pg_object *o, enum es_write
             goto done;
         }
     }
-    if (op == ES_WRITE_DELETE) {
+    if (op == ES_WRITE_DELETE && mark) {
+        /* soft delete: mark the row and move its change time, so pollers see it */
+        (void)es_buf_puts(&q, "UPDATE ");
+        put_table(&q, x, o);
+        (void)es_buf_puts(&q, " SET ");
+        put_ident(&q, x->conn, o->deleted);
+        (void)es_buf_printf(&q, " = %s, ", mark);
+        put_ident(&q, x->conn, o->updated_at);
+        (void)es_buf_puts(&q, " = now() WHERE ");
+        put_ident(&q, x->conn, keycol);
+        (void)es_buf_puts(&q, " = $1 RETURNING ");
+        put_ident(&q, x->conn, keycol);
+        (void)es_buf_puts(&q, "::text, false");
+    } else if (op == ES_WRITE_DELETE) {
         (void)es_buf_puts(&q, "DELETE FROM ");
         put_table(&q, x, o);
         (void)es_buf_puts(&q, " WHERE ");
@@ -718,6 +799,13 @@ static int pg_write_batch(struct es_conn *c, const char *object, enum es_write_o
     struct pg_object o = object_of(x, object);
     const char *keycol = external_id ? external_id : o.key;
     PGresult *r = NULL;
+    const char *mark = NULL;
+    if (rc == ES_OK && op == ES_WRITE_DELETE && o.deleted) {
+        mark = delete_mark(x, &o, err);
+        if (!mark) {
+            rc = err && err->code ? err->code : ES_ECONFIG;
+        }
+    }
     if (rc == ES_OK) {
         r = exec_simple(x->conn, "BEGIN");
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -730,7 +818,7 @@ static int pg_write_batch(struct es_conn *c, const char *object, enum es_write_o
             results[i].code = es_err_set(&results[i].err, ES_EVALIDATION, "postgres: no data");
             continue;
         }
-        write_one(x, &o, op, keycol, &in[i], &results[i]);
+        write_one(x, &o, op, keycol, mark, &in[i], &results[i]);
         if (PQstatus(x->conn) != CONNECTION_OK) {
             rc = pg_fail(x->conn, NULL, "write", err);
         }

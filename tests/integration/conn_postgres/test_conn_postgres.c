@@ -3,7 +3,8 @@
  * The postgres connector against a real PostgreSQL (run.sh starts it and sets
  * ERPSYNC_PG_URL): changes by updated_at when many rows share a timestamp, the overlap
  * window for late commits, upsert idempotency, one failing row in a batch, paging,
- * get/describe, and option validation with file:line:col.
+ * get/describe, option validation with file:line:col, and soft deletes (deleted_column:
+ * a timestamp or a boolean flag read as deleted records; a delete write marks the row).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -320,6 +321,118 @@ static void test_bad_options(void **state)
     close_conn(&f);
 }
 
+/* Reads every change from mark on; fills deleted[id] (-1 = not seen). */
+static void read_soft(struct fixture *f, const char *object, char **mark, int *deleted, int n)
+{
+    for (int i = 0; i < n; i++) {
+        deleted[i] = -1;
+    }
+    struct es_batch b;
+    struct es_err err = {0};
+    assert_int_equal(es_conn_read_changes(f->conn, object, *mark, 100, &b, &err), ES_OK);
+    for (size_t i = 0; i < b.count; i++) {
+        int id = (int)strtol(b.items[i].key, NULL, 10);
+        assert_true(id >= 0 && id < n);
+        deleted[id] = b.items[i].deleted;
+    }
+    if (b.watermark) {
+        es_free(*mark);
+        *mark = es_xstrdup(b.watermark);
+    }
+    es_batch_release(&b);
+}
+
+static void test_soft_deletes(void **state)
+{
+    (void)state;
+    sql("DROP TABLE IF EXISTS sd_items");
+    sql("CREATE TABLE sd_items (id int PRIMARY KEY, name text, changed timestamptz NOT NULL "
+        "DEFAULT now(), deleted_at timestamptz)");
+    sql("DROP TABLE IF EXISTS sd_flags");
+    sql("CREATE TABLE sd_flags (id int PRIMARY KEY, changed timestamptz NOT NULL DEFAULT now(), "
+        "is_deleted boolean NOT NULL DEFAULT false)");
+    sql("INSERT INTO sd_items (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+    sql("INSERT INTO sd_flags (id) VALUES (1), (2)");
+    struct fixture f;
+    struct es_err err = {0};
+    assert_int_equal(
+        open_conn(&f,
+                  "overlap: 0s\n"
+                  "objects:\n"
+                  "  item: {table: sd_items, updated_at: changed, deleted_column: deleted_at}\n"
+                  "  flag: {table: sd_flags, updated_at: changed, deleted_column: is_deleted}\n"
+                  "  nocol: {table: sd_flags, updated_at: changed, deleted_column: gone}\n",
+                  &err),
+        ES_OK);
+    int del[4];
+    char *mark = NULL;
+    read_soft(&f, "item", &mark, del, 4);
+    assert_int_equal(del[1], 0);
+    assert_int_equal(del[2], 0);
+    assert_int_equal(del[3], 0);
+
+    /* an application marks row 2 deleted; the connector deletes row 3 (a soft delete) */
+    sql("UPDATE sd_items SET deleted_at = now(), changed = now() WHERE id = 2");
+    struct es_write w = {.key = "3", .target_id = "3"};
+    struct es_write_result res;
+    memset(&res, 0, sizeof res);
+    assert_int_equal(es_conn_write_batch(f.conn, "item", ES_WRITE_DELETE, NULL, &w, 1, &res, &err),
+                     ES_OK);
+    assert_int_equal(res.code, ES_OK);
+    es_write_results_release(&res, 1);
+    assert_int_equal(sql_long("SELECT count(*) FROM sd_items WHERE id = 3 AND deleted_at IS NOT "
+                              "NULL"),
+                     1);
+    read_soft(&f, "item", &mark, del, 4);
+    assert_int_equal(del[1], -1);
+    assert_int_equal(del[2], 1);
+    assert_int_equal(del[3], 1);
+
+    /* a hard delete leaves nothing to poll (documented limit) */
+    sql("DELETE FROM sd_items WHERE id = 1");
+    read_soft(&f, "item", &mark, del, 4);
+    assert_int_equal(del[1], -1);
+    es_free(mark);
+    mark = NULL;
+
+    /* read_page carries the flag too */
+    struct es_batch b;
+    assert_int_equal(es_conn_read_page(f.conn, "item", NULL, 10, &b, &err), ES_OK);
+    assert_int_equal(b.count, 2);
+    assert_string_equal(b.items[0].key, "2");
+    assert_int_equal(b.items[0].deleted, 1);
+    assert_int_equal(b.items[1].deleted, 1);
+    es_batch_release(&b);
+
+    /* a boolean flag column */
+    read_soft(&f, "flag", &mark, del, 4);
+    assert_int_equal(del[1], 0);
+    assert_int_equal(del[2], 0);
+    struct es_write w2 = {.key = "2", .target_id = "2"};
+    memset(&res, 0, sizeof res);
+    assert_int_equal(es_conn_write_batch(f.conn, "flag", ES_WRITE_DELETE, NULL, &w2, 1, &res, &err),
+                     ES_OK);
+    assert_int_equal(res.code, ES_OK);
+    es_write_results_release(&res, 1);
+    assert_int_equal(sql_long("SELECT count(*) FROM sd_flags WHERE is_deleted"), 1);
+    read_soft(&f, "flag", &mark, del, 4);
+    assert_int_equal(del[1], -1);
+    assert_int_equal(del[2], 1);
+    es_free(mark);
+
+    /* a deleted_column that does not exist: a config error for the delete, nothing written */
+    memset(&res, 0, sizeof res);
+    struct es_err e2 = {0};
+    struct es_write w3 = {.key = "1", .target_id = "1"};
+    assert_int_equal(es_conn_write_batch(f.conn, "nocol", ES_WRITE_DELETE, NULL, &w3, 1, &res, &e2),
+                     ES_ECONFIG);
+    assert_non_null(strstr(e2.msg, "'gone'"));
+    assert_int_equal(res.code, ES_ECONFIG);
+    es_write_results_release(&res, 1);
+    assert_int_equal(sql_long("SELECT count(*) FROM sd_flags WHERE id = 1"), 1);
+    close_conn(&f);
+}
+
 int main(void)
 {
     const char *url = getenv("ERPSYNC_PG_URL");
@@ -339,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_failing_row_fails_alone),
         cmocka_unit_test(test_paging_and_describe),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_soft_deletes),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(g_db);
