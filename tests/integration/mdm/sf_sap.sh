@@ -8,7 +8,9 @@
 #      written (the partner's ETag stays);
 #   3. an edit of the account crosses again (new ETag, new name), and nothing loops after;
 #   4. a write-back that fails (503 injected on Salesforce PATCH) after the SAP write is
-#      retried as a new change that does not write SAP again.
+#      retried as a new change that does not write SAP again;
+#   5. realtime: the daemon receives signed CDC events from a second Salesforce sandbox; the
+#      write-back's echo event (only the changed field) is skipped as an echo, not reviewed.
 # Journal figures are read from the state file with sqlite3 (counts/changes tables).
 set -euo pipefail
 E=$1
@@ -24,16 +26,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME: runs the emulator on a free port; sets URL.
+# start NAME [TAG [ARGS...]]: runs the emulator on a free port; sets URL.
 start() {
-    "$SB" "$1" --listen 127.0.0.1:0 --db "$DIR/$1.db" --seed none >"$DIR/$1.out" 2>"$DIR/$1.log" &
+    local name=$1 tag=${2:-$1}
+    shift $(($# < 2 ? $# : 2))
+    "$SB" "$name" --listen 127.0.0.1:0 --db "$DIR/$tag.db" --seed none "$@" >"$DIR/$tag.out" \
+        2>"$DIR/$tag.log" &
     PIDS+=($!)
     for _ in $(seq 1 200); do
-        URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$DIR/$1.out" | head -1)
+        URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$DIR/$tag.out" | head -1)
         [ -n "$URL" ] && return 0
         sleep 0.05
     done
-    echo "FAIL: sandbox $1 did not start"; cat "$DIR/$1.log"; exit 1
+    echo "FAIL: sandbox $tag did not start"; cat "$DIR/$tag.log"; exit 1
 }
 start salesforce
 SF=$URL
@@ -151,4 +156,41 @@ echo "$notes" | head -1 | grep -q "retried as a new change" || fail "first chang
 echo "$notes" | sed -n 2p | grep -q "^unchanged.*written back to SAP_Customer_No__c" ||
     fail "follow-up change did not take the no-op path: $notes"
 expect "open changes" "$(sqlite3 "$DIR/state.db" "SELECT count(*) FROM changes WHERE state <> 2")" 0
+
+# 5. realtime: CDC events signed with a shared secret, sent by a second Salesforce sandbox
+#    to the daemon's webhook. An update event carries only the changed fields.
+PORT=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+export SF_HOOK_SECRET=mdm-hook-secret
+start salesforce sf2 --notify-url "http://127.0.0.1:$PORT/hooks/crm" --notify-secret-env SF_HOOK_SECRET
+SF2=$URL
+start sap sap2 # its own ERP too: the second org numbers its accounts from 1 again
+SAP2=$URL
+sed -e "s#sqlite:$DIR/state.db#sqlite:$DIR/rt.db#" -e "s#listen: \"127.0.0.1:0\"#listen: \"127.0.0.1:$PORT\"#" \
+    -e "s#url: $SAP#url: $SAP2#" \
+    -e "s#url: $SF#url: $SF2\n    webhook: {path: /hooks/crm, hmac_secret_env: SF_HOOK_SECRET, format: cdc}#" \
+    -e "s#trigger: {poll: 15m}#trigger: {realtime: true, poll: 15m}#" "$DIR/mdm.yaml" >"$DIR/rt.yaml"
+"$E" --log-level warn run "$DIR/rt.yaml" 2>"$DIR/rt.log" &
+DAEMON=$!
+PIDS+=($DAEMON)
+for _ in $(seq 1 100); do # the webhook answers (401: unsigned) once the daemon is up
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/hooks/crm" -d '{}')" != 000 ] && break
+    sleep 0.1
+done
+ID3=$(curl -sf -X POST "$SF2/__sandbox/records/Account/new" \
+    -d '{"Name":"Rossi SpA","BillingStreet":"Via Roma 1","BillingCity":"Paris","BillingPostalCode":"75002","BillingCountry":"France"}' |
+    json "d['record']['Id']")
+rtq() { sqlite3 "$DIR/rt.db" "$1"; }
+for _ in $(seq 1 300); do # until the create and its write-back's echo are both done
+    [ "$(rtq "SELECT count(*) FROM changes WHERE key = '$ID3' AND state = 2")" -ge 2 ] && break
+    sleep 0.1
+done
+kill -TERM "$DAEMON"
+wait "$DAEMON" || fail "daemon exit status $?: $(tail -5 "$DIR/rt.log")"
+rtq "SELECT id, version, state, note FROM changes WHERE key = '$ID3'"
+SAP=$SAP2
+BP3=$(bp_of "$ID3")
+[ -n "$BP3" ] || fail "realtime: no business partner for $ID3"
+expect "realtime: written back" "$(curl -sf "$SF2/__sandbox/records/Account/$ID3" | json "d['record'].get('SAP_Customer_No__c')")" "$BP3"
+expect "realtime: echo events skipped" "$(rtq "SELECT n FROM counts WHERE name = 'skipped.echo'")" 1
+expect "realtime: review items" "$(rtq "SELECT count(*) FROM changes WHERE state = 4")" 0
 echo "ok: master data with the Salesforce and SAP sandboxes"
