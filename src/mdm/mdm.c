@@ -112,6 +112,7 @@ void es_mdm_flow_init(struct es_mdm_flow *mf, const struct es_config *cfg,
             mf->writeback = f->writeback.field;
         }
     }
+    mf->trims = mf->target_is_sor;
     const struct es_node *map = f->map;
     if (!map || map->kind != ES_NODE_MAP || map->count == 0) {
         return;
@@ -141,6 +142,7 @@ void es_mdm_flow_init(struct es_mdm_flow *mf, const struct es_config *cfg,
             fld->owner = o;
         }
     }
+    mf->trims = es_mdm_update_trims(mf);
 }
 
 void es_mdm_flow_release(struct es_mdm_flow *mf)
@@ -194,8 +196,8 @@ void es_mdm_plan_write(const struct es_mdm_flow *mf, int exists, json_t *rec, co
 {
     memset(out, 0, sizeof *out);
     out->action = ES_MDM_WRITE;
-    if (!exists || !json_is_object(rec)) {
-        return;
+    if (!exists || !json_is_object(rec) || !mf->trims) {
+        return; /* nothing owned by others, not into the system of record: write as mapped */
     }
     const char *src = mf->flow->from;
     const int sor_only = mf->target_is_sor && mf->conflict == ES_CONFLICT_SOURCE_OF_RECORD;

@@ -52,6 +52,7 @@ struct es_mdm_flow {
     const struct es_flow_cfg *reverse;
     size_t nfields;
     struct es_mdm_field *fields; /* fields named by fields_owned_by or by the map */
+    int trims;                   /* es_mdm_update_trims(), computed once */
 };
 
 /**
