@@ -127,6 +127,7 @@ static void test_two_way_no_ping_pong(void **state)
                               "    from: erp\n"
                               "    to: crm\n"
                               "    trigger: {poll: 1h}\n"
+                              "    external_id: Id\n"
                               "    map:\n"
                               "      Id: {from: crm_id}\n"
                               "      Name: {from: party_name, required: true}\n"
@@ -196,6 +197,7 @@ static void test_two_way_no_ping_pong(void **state)
     assert_string_equal(str(p, "city"), "Köln");
     json_decref(p);
     assert_int_equal(es_memory_count("Party"), 1);
+    assert_int_equal(es_memory_count("Contact"), 1);
     rev = stats(cfg, "to-crm");
     assert_int_equal(rev.skipped[ES_SKIP_ECHO], 2);
     assert_int_equal(rev.enqueued, 3);
