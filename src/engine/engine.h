@@ -84,17 +84,22 @@ ES_NODISCARD int es_engine_reload(struct es_engine *e, const struct es_config *c
 ES_NODISCARD int es_engine_enqueue(struct es_engine *e, const char *flow,
                                    const struct es_batch *records, struct es_err *err);
 
-/* One flow's share of a multi-flow enqueue: the records (borrowed) go to flow. */
+/* One flow's share of a multi-flow enqueue: the records and/or ready changes (all borrowed
+ * for the call) go to flow. */
 struct es_engine_part {
     const char *flow;
-    const struct es_batch *records;
+    const struct es_batch *records; /* may be NULL */
+    /* Changes given as text (the webhook fast path, no JSON tree): key, version (required)
+     * and payload are used, flow is ignored (the part's). May be NULL. */
+    const struct es_change_in *changes;
+    size_t nchanges;
 };
 
 /**
  * es_engine_enqueue() for several flows at once: the changes of every part are committed in
  * ONE transaction (with those of concurrent callers), so a webhook whose records several flows
  * take is durable for all of them, or for none. Parts that share one es_batch share its
- * payload text (serialised once).
+ * payload text (serialised once). A change without a version in `changes` is ES_EINVAL.
  * Errors: ES_EINVAL (a part names an unknown or disabled flow: nothing is enqueued),
  * ES_ESTORE (commit failed: nothing of this call is stored), ES_EINTERNAL.
  * Thread context: any thread, blocks for the commit.

@@ -20,13 +20,18 @@
 
 /* ---- enqueue (triggers) ---- */
 
+static size_t part_count(const struct es_engine_part *p)
+{
+    return (p->records ? p->records->count : 0) + (p->changes ? p->nchanges : 0);
+}
+
 /* Turns the records of every part into changes; payload and computed version strings are
- * owned by req. Parts that share one batch share its serialised payloads and versions. */
+ * owned by req. Parts that share one batch (and changes) share its serialised payloads. */
 static void req_fill(struct enq_req *req, const struct es_engine_part *parts, size_t nparts)
 {
     size_t n = 0;
     for (size_t p = 0; p < nparts; p++) {
-        n += parts[p].records ? parts[p].records->count : 0;
+        n += part_count(&parts[p]);
     }
     req->n = n;
     req->items = es_xcalloc(n ? n : 1, sizeof *req->items);
@@ -35,26 +40,28 @@ static void req_fill(struct enq_req *req, const struct es_engine_part *parts, si
     size_t k = 0;
     for (size_t p = 0; p < nparts; p++) {
         const struct es_batch *b = parts[p].records;
-        if (!b || b->count == 0) {
+        size_t count = part_count(&parts[p]);
+        if (count == 0) {
             continue;
         }
-        /* An earlier part with the same records: copy its changes, renamed. */
+        /* An earlier part with the same records and changes: copy its changes, renamed. */
         size_t same = 0, first = SIZE_MAX;
         for (size_t q = 0; q < p && first == SIZE_MAX; q++) {
-            if (parts[q].records == b) {
+            if (parts[q].records == b && parts[q].changes == parts[p].changes &&
+                part_count(&parts[q]) == count) {
                 first = same;
             }
-            same += parts[q].records ? parts[q].records->count : 0;
+            same += part_count(&parts[q]);
         }
         if (first != SIZE_MAX) {
-            memcpy(req->items + k, req->items + first, b->count * sizeof *req->items);
-            for (size_t i = 0; i < b->count; i++) {
+            memcpy(req->items + k, req->items + first, count * sizeof *req->items);
+            for (size_t i = 0; i < count; i++) {
                 req->items[k + i].flow = parts[p].flow;
             }
-            k += b->count;
+            k += count;
             continue;
         }
-        for (size_t i = 0; i < b->count; i++, k++) {
+        for (size_t i = 0; b && i < b->count; i++, k++) {
             const struct es_record *r = &b->items[i];
             struct es_change_in *c = &req->items[k];
             c->flow = parts[p].flow;
@@ -73,6 +80,10 @@ static void req_fill(struct enq_req *req, const struct es_engine_part *parts, si
                 req->versions[k] = es_xasprintf("%s%s", r->deleted ? "deleted-" : "", h);
                 c->version = req->versions[k];
             }
+        }
+        for (size_t i = 0; parts[p].changes && i < parts[p].nchanges; i++, k++) {
+            req->items[k] = parts[p].changes[i];
+            req->items[k].flow = parts[p].flow;
         }
     }
 }
@@ -152,8 +163,20 @@ int es_engine_enqueue_multi(struct es_engine *e, const struct es_engine_part *pa
             }
             return es_err_set(err, ES_EINVAL, "no enabled flow named '%s'", flow ? flow : "");
         }
+        for (size_t i = 0; parts[p].changes && i < parts[p].nchanges; i++) {
+            if (!parts[p].changes[i].key || !parts[p].changes[i].version) {
+                pthread_rwlock_unlock(&e->cfg_lock);
+                if (mine != pstack) {
+                    es_free(mine);
+                }
+                return es_err_set(err, ES_EINVAL,
+                                  "change %zu of flow %s: key and version are "
+                                  "required",
+                                  i, flow);
+            }
+        }
+        mine[p] = parts[p];
         mine[p].flow = rt->cfg->name;
-        mine[p].records = parts[p].records;
     }
     struct enq_req req;
     memset(&req, 0, sizeof req);
@@ -196,7 +219,7 @@ int es_engine_enqueue_multi(struct es_engine *e, const struct es_engine_part *pa
 int es_engine_enqueue(struct es_engine *e, const char *flow, const struct es_batch *records,
                       struct es_err *err)
 {
-    struct es_engine_part part = {flow, records};
+    struct es_engine_part part = {flow, records, NULL, 0};
     return es_engine_enqueue_multi(e, &part, 1, err);
 }
 
@@ -206,7 +229,7 @@ int es__enqueue_page(struct es_engine *e, const char *flow, const struct es_batc
 {
     struct enq_req req;
     memset(&req, 0, sizeof req);
-    struct es_engine_part part = {flow, b};
+    struct es_engine_part part = {flow, b, NULL, 0};
     req_fill(&req, &part, 1);
     int rc = es_store_enqueue(e->store, req.items, req.n, cur, ncur, NULL, err);
     req_release(&req);

@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "server/server.h"
 #include "server/webhook.h"
+#include "store/store.h"
 
 /* Fixed routes; webhook routes follow them, one per hook (ES__ROUTE_HOOKS + hook index). */
 enum {
@@ -35,6 +36,9 @@ extern const unsigned es__status_codes[ES__NSTATUS];
 #define ES__NBUCKETS 12
 extern const double es__buckets[ES__NBUCKETS];
 
+/* Receipts kept ready per hook: {"accepted":1,"flows":N} for N < ES__RECEIPTS. */
+#define ES__RECEIPTS 8
+
 /* One system's webhook endpoint. */
 struct es__hook {
     const struct es_system_cfg *sys;
@@ -49,6 +53,10 @@ struct es__hook {
     uint64_t records; /* records accepted (committed), atomic */
     uint64_t dur_le[ES__NBUCKETS + 1]; /* accepted request durations, atomic, +Inf last */
     uint64_t dur_sum_us;
+    /* Ready answers, shared by every connection (MHD counts references): the receipt of one
+     * record for each number of flows, and the Outbound Message acknowledgement. */
+    struct MHD_Response *receipt1[ES__RECEIPTS];
+    struct MHD_Response *ack;
 };
 
 struct es_server {
@@ -88,6 +96,10 @@ struct es__req {
     size_t nflows;   /* flows of the hook that take it */
     struct MHD_Connection *conn;
     struct es_batch batch;
+    /* The fast path of the generic JSON shape: changes as spans into body (keys and versions
+     * NUL-terminated in place), flow set by the engine. */
+    struct es_change_in *chg;
+    size_t nchg;
     struct es_http_reply reply;
     int rc;
     struct es_err err;
@@ -97,6 +109,9 @@ struct es__req {
 /* Queues status with body (owned, freed with es_free; may be NULL) and counts it. */
 enum MHD_Result es__reply(struct es_server *srv, struct MHD_Connection *conn, struct es__req *req,
                           unsigned status, const char *content_type, char *body, size_t len);
+/* Queues a ready response (not consumed: the caller keeps its reference) and counts it. */
+enum MHD_Result es__reply_ready(struct es_server *srv, struct MHD_Connection *conn,
+                                struct es__req *req, unsigned status, struct MHD_Response *resp);
 /* Serialises obj (reference stolen) and queues it as application/json. */
 enum MHD_Result es__reply_json(struct es_server *srv, struct MHD_Connection *conn,
                                struct es__req *req, unsigned status, json_t *obj);

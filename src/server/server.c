@@ -85,6 +85,24 @@ int es__secret_equal(const char *a, size_t alen, const char *b, size_t blen)
     return CRYPTO_memcmp(da, db, sizeof da) == 0 && alen == blen;
 }
 
+static void count_reply(struct es_server *srv, const struct es__req *req, unsigned status)
+{
+    int route = req ? req->route : ES__ROUTE_OTHER;
+    if (route < 0 || (size_t)route >= srv->nroutes) {
+        route = ES__ROUTE_OTHER;
+    }
+    __atomic_fetch_add(&srv->counts[(size_t)route * ES__NSTATUS + status_slot(status)], 1,
+                       __ATOMIC_RELAXED);
+}
+
+enum MHD_Result es__reply_ready(struct es_server *srv, struct MHD_Connection *conn,
+                                struct es__req *req, unsigned status, struct MHD_Response *resp)
+{
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    count_reply(srv, req, status);
+    return rc;
+}
+
 enum MHD_Result es__reply(struct es_server *srv, struct MHD_Connection *conn, struct es__req *req,
                           unsigned status, const char *content_type, char *body, size_t len)
 {
@@ -103,12 +121,7 @@ enum MHD_Result es__reply(struct es_server *srv, struct MHD_Connection *conn, st
     }
     enum MHD_Result rc = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
-    int route = req ? req->route : ES__ROUTE_OTHER;
-    if (route < 0 || (size_t)route >= srv->nroutes) {
-        route = ES__ROUTE_OTHER;
-    }
-    __atomic_fetch_add(&srv->counts[(size_t)route * ES__NSTATUS + status_slot(status)], 1,
-                       __ATOMIC_RELAXED);
+    count_reply(srv, req, status);
     return rc;
 }
 
@@ -305,6 +318,25 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6
     return ES_OK;
 }
 
+/* The hook's ready answers (a response MHD cannot create is simply built per request). */
+static void rc_ready(struct es__hook *h)
+{
+    for (size_t n = 0; n < ES__RECEIPTS; n++) {
+        char body[64];
+        int len = snprintf(body, sizeof body, "{\"accepted\":1,\"flows\":%zu}", n);
+        h->receipt1[n] = MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_COPY);
+        if (h->receipt1[n]) {
+            MHD_add_response_header(h->receipt1[n], MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "application/json");
+        }
+    }
+    h->ack = MHD_create_response_from_buffer(
+        strlen(es_webhook_outbound_ack), (void *)es_webhook_outbound_ack, MHD_RESPMEM_PERSISTENT);
+    if (h->ack) {
+        MHD_add_response_header(h->ack, MHD_HTTP_HEADER_CONTENT_TYPE, "text/xml; charset=utf-8");
+    }
+}
+
 static int hooks_open(struct es_server *srv, struct es_err *err)
 {
     const struct es_config *cfg = srv->cfg;
@@ -346,6 +378,7 @@ static int hooks_open(struct es_server *srv, struct es_err *err)
                 h->flows[h->nflows++] = f;
             }
         }
+        rc_ready(h);
         const struct es_connector *type = es_connector_find(sys->connector);
         if (type && type->ops && type->ops->parse_webhook &&
             sys->webhook.format != ES_WEBHOOK_JSON) {
@@ -451,6 +484,14 @@ void es_server_stop(struct es_server *srv)
     for (size_t i = 0; i < srv->nhooks; i++) {
         es_conn_close(srv->hooks[i].conn);
         es_webhook_key_free(srv->hooks[i].key);
+        for (size_t n = 0; n < ES__RECEIPTS; n++) {
+            if (srv->hooks[i].receipt1[n]) {
+                MHD_destroy_response(srv->hooks[i].receipt1[n]);
+            }
+        }
+        if (srv->hooks[i].ack) {
+            MHD_destroy_response(srv->hooks[i].ack);
+        }
         es_free(srv->hooks[i].flows);
         pthread_mutex_destroy(&srv->hooks[i].lock);
     }

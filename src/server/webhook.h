@@ -48,6 +48,29 @@ ES_NODISCARD int es_webhook_parse_json(const char *body, size_t len, struct es_b
  *  form copied into object[cap] ("" when absent). */
 ES_NODISCARD int es_webhook_parse_json_object(const char *body, size_t len, struct es_batch *out,
                                               char *object, size_t cap, struct es_err *err);
+/* One record of the generic JSON shape as spans into the body (es_webhook_scan_json). */
+struct es_webhook_rec {
+    const char *key, *version; /* the string values of "id" and "version", without quotes */
+    size_t key_len, version_len;
+    int deleted;
+    const char *data; /* the "data" object's JSON text, or NULL (deleted without data) */
+    size_t data_len;
+};
+
+/**
+ * The fast reading of the generic JSON shape, for the webhook hot path: checks the body
+ * strictly without building a JSON tree, fills out[0..cap) with its records (spans into body)
+ * and object[ocap] with the records form's "object" ("" when absent).
+ * Handles only the plain form: ids and versions as strings without escapes, a version on
+ * every record, member names without escapes, plain numbers, moderate nesting. Returns the
+ * number of records (> 0; when it is more than cap, only cap were written: call again with
+ * room for all), or 0 for anything else, valid or not: then es_webhook_parse_json_object()
+ * decides and words any refusal. Whatever this accepts, es_webhook_parse_json_object()
+ * accepts with the same records (data as equal JSON).
+ */
+size_t es_webhook_scan_json(const char *body, size_t len, struct es_webhook_rec *out, size_t cap,
+                            char *object, size_t ocap);
+
 /**
  * The source object a webhook body is about, for routing it to the flows that read that
  * object: the CDC ChangeEventHeader entityName (format ES_WEBHOOK_CDC) or the sObject

@@ -292,6 +292,423 @@ done:
     return rc;
 }
 
+/* ---- The fast path: a strict scan of the generic JSON shape, without a JSON tree ---------- */
+
+/* Limits of the fast path (beyond them jansson decides). */
+#define SCAN_DEPTH 32
+#define SCAN_KEYS  256
+
+struct scan {
+    const unsigned char *p, *end;
+    const unsigned char *key[SCAN_KEYS]; /* member names of the open objects, for duplicates */
+    size_t keylen[SCAN_KEYS];
+    size_t nkeys;
+};
+
+static void scan_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) {
+        s->p++;
+    }
+}
+
+/* One UTF-8 sequence starting at s->p (a byte >= 0x80): well-formed, shortest form, no
+ * surrogates, at most U+10FFFF. */
+static int scan_utf8(struct scan *s)
+{
+    const unsigned char *p = s->p;
+    size_t left = (size_t)(s->end - p);
+    unsigned c = p[0];
+    if (c >= 0xC2 && c <= 0xDF) {
+        if (left < 2 || (p[1] & 0xC0) != 0x80) {
+            return 0;
+        }
+        s->p += 2;
+        return 1;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+            (c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0)) {
+            return 0;
+        }
+        s->p += 3;
+        return 1;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80 ||
+            (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90)) {
+            return 0;
+        }
+        s->p += 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string at s->p ('"'); *plain = no escapes. Escapes jansson might refuse or turn into a
+ * NUL (\u0000, surrogates) end the fast path. */
+static int scan_string(struct scan *s, int *plain)
+{
+    s->p++;
+    *plain = 1;
+    while (s->p < s->end) {
+        unsigned c = *s->p;
+        if (c == '"') {
+            s->p++;
+            return 1;
+        }
+        if (c < 0x20) {
+            return 0;
+        }
+        if (c >= 0x80) {
+            if (!scan_utf8(s)) {
+                return 0;
+            }
+            continue;
+        }
+        if (c == '\\') {
+            *plain = 0;
+            if (s->end - s->p < 2) {
+                return 0;
+            }
+            c = s->p[1];
+            if (c == 'u') {
+                if (s->end - s->p < 6) {
+                    return 0;
+                }
+                unsigned v = 0;
+                for (int i = 2; i < 6; i++) {
+                    int h = hexval((char)s->p[i]);
+                    if (h < 0) {
+                        return 0;
+                    }
+                    v = v << 4 | (unsigned)h;
+                }
+                if (v == 0 || (v >= 0xD800 && v <= 0xDFFF)) {
+                    return 0;
+                }
+                s->p += 6;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", (int)c) || c == '\0') {
+                return 0;
+            }
+            s->p += 2;
+            continue;
+        }
+        s->p++;
+    }
+    return 0;
+}
+
+/* A number: the JSON grammar, and only forms jansson reads without overflow (no exponent, at
+ * most 15 digits). */
+static int scan_number(struct scan *s)
+{
+    const unsigned char *p = s->p;
+    size_t digits = 0;
+    if (p < s->end && *p == '-') {
+        p++;
+    }
+    if (p >= s->end || *p < '0' || *p > '9') {
+        return 0;
+    }
+    if (*p == '0') {
+        p++;
+        digits++;
+    } else {
+        while (p < s->end && *p >= '0' && *p <= '9') {
+            p++;
+            digits++;
+        }
+    }
+    if (p < s->end && *p == '.') {
+        p++;
+        const unsigned char *f = p;
+        while (p < s->end && *p >= '0' && *p <= '9') {
+            p++;
+            digits++;
+        }
+        if (p == f) {
+            return 0;
+        }
+    }
+    if (p < s->end && (*p == 'e' || *p == 'E')) {
+        return 0;
+    }
+    if (digits > 15) {
+        return 0;
+    }
+    s->p = p;
+    return 1;
+}
+
+static int scan_value(struct scan *s, int depth);
+
+static int scan_object(struct scan *s, int depth)
+{
+    size_t first = s->nkeys;
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return 1;
+    }
+    for (;;) {
+        if (s->p >= s->end || *s->p != '"') {
+            return 0;
+        }
+        const unsigned char *k = s->p + 1;
+        int plain;
+        if (!scan_string(s, &plain) || !plain || s->nkeys == SCAN_KEYS) {
+            return 0;
+        }
+        size_t klen = (size_t)(s->p - 1 - k);
+        for (size_t i = first; i < s->nkeys; i++) {
+            if (s->keylen[i] == klen && memcmp(s->key[i], k, klen) == 0) {
+                return 0; /* duplicate member: jansson refuses it */
+            }
+        }
+        s->key[s->nkeys] = k;
+        s->keylen[s->nkeys++] = klen;
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != ':') {
+            return 0;
+        }
+        s->p++;
+        scan_ws(s);
+        if (!scan_value(s, depth + 1)) {
+            return 0;
+        }
+        scan_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            scan_ws(s);
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            s->nkeys = first;
+            return 1;
+        }
+        return 0;
+    }
+}
+
+static int scan_array(struct scan *s, int depth)
+{
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 1;
+    }
+    for (;;) {
+        if (!scan_value(s, depth + 1)) {
+            return 0;
+        }
+        scan_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            scan_ws(s);
+            continue;
+        }
+        if (s->p < s->end && *s->p == ']') {
+            s->p++;
+            return 1;
+        }
+        return 0;
+    }
+}
+
+static int scan_literal(struct scan *s, const char *lit, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) {
+        return 0;
+    }
+    s->p += n;
+    return 1;
+}
+
+static int scan_value(struct scan *s, int depth)
+{
+    if (s->p >= s->end || depth > SCAN_DEPTH) {
+        return 0;
+    }
+    int plain;
+    switch (*s->p) {
+    case '{':
+        return scan_object(s, depth);
+    case '[':
+        return scan_array(s, depth);
+    case '"':
+        return scan_string(s, &plain);
+    case 't':
+        return scan_literal(s, "true", 4);
+    case 'f':
+        return scan_literal(s, "false", 5);
+    case 'n':
+        return scan_literal(s, "null", 4);
+    default:
+        return scan_number(s);
+    }
+}
+
+/* A value span in an already checked text. */
+struct span {
+    const unsigned char *v;
+    size_t n;
+};
+
+/* The spans of the members named names[i] of the checked object at p ({v = NULL} when absent). */
+static void members(const unsigned char *p, const unsigned char *end, const char *const *names,
+                    size_t nn, struct span *out)
+{
+    memset(out, 0, nn * sizeof *out);
+    struct scan s;
+    s.p = p + 1;
+    s.end = end;
+    s.nkeys = 0;
+    scan_ws(&s);
+    while (s.p < s.end && *s.p == '"') {
+        const unsigned char *k = s.p + 1;
+        const unsigned char *q = memchr(k, '"', (size_t)(s.end - k)); /* names are plain */
+        size_t klen = (size_t)(q - k);
+        s.p = q + 1;
+        scan_ws(&s);
+        s.p++; /* ':' */
+        scan_ws(&s);
+        const unsigned char *v = s.p;
+        (void)scan_value(&s, 0);
+        for (size_t i = 0; i < nn; i++) {
+            if (strlen(names[i]) == klen && memcmp(names[i], k, klen) == 0) {
+                out[i].v = v;
+                out[i].n = (size_t)(s.p - v);
+            }
+        }
+        scan_ws(&s);
+        if (s.p < s.end && *s.p == ',') {
+            s.p++;
+            scan_ws(&s);
+        }
+    }
+}
+
+/* A checked string value without escapes, non-empty: its bytes between the quotes. */
+static int plain_string(const struct span *sp, const char **out, size_t *n)
+{
+    if (!sp->v || sp->n < 3 || sp->v[0] != '"' || memchr(sp->v, '\\', sp->n)) {
+        return 0;
+    }
+    *out = (const char *)sp->v + 1;
+    *n = sp->n - 2;
+    return 1;
+}
+
+static int scan_record(const struct span *r, struct es_webhook_rec *rec)
+{
+    static const char *const names[] = {"id", "version", "deleted", "data"};
+    struct span m[4];
+    if (!r->v || r->v[0] != '{') {
+        return 0;
+    }
+    members(r->v, r->v + r->n, names, 4, m);
+    memset(rec, 0, sizeof *rec);
+    if (!plain_string(&m[0], &rec->key, &rec->key_len) ||
+        !plain_string(&m[1], &rec->version, &rec->version_len)) {
+        return 0;
+    }
+    if (m[2].v) {
+        if (m[2].n == 4 && memcmp(m[2].v, "true", 4) == 0) {
+            rec->deleted = 1;
+        } else if (!(m[2].n == 5 && memcmp(m[2].v, "false", 5) == 0)) {
+            return 0;
+        }
+    }
+    if (m[3].v && m[3].v[0] == '{') {
+        rec->data = (const char *)m[3].v;
+        rec->data_len = m[3].n;
+    } else if (!rec->deleted || (m[3].v && !(m[3].n == 4 && memcmp(m[3].v, "null", 4) == 0))) {
+        return 0;
+    }
+    return 1;
+}
+
+size_t es_webhook_scan_json(const char *body, size_t len, struct es_webhook_rec *out, size_t cap,
+                            char *object, size_t ocap)
+{
+    if (object && ocap) {
+        object[0] = '\0';
+    }
+    if (!body) {
+        return 0;
+    }
+    /* 1. The whole body is JSON that jansson reads to the same values. */
+    struct scan s;
+    s.p = (const unsigned char *)body;
+    s.end = s.p + len;
+    s.nkeys = 0;
+    scan_ws(&s);
+    const unsigned char *root = s.p;
+    if (root >= s.end || *root != '{' || !scan_value(&s, 0)) {
+        return 0;
+    }
+    scan_ws(&s);
+    if (s.p != s.end) {
+        return 0;
+    }
+    /* 2. Its shape. */
+    const unsigned char *end = (const unsigned char *)body + len;
+    static const char *const top[] = {"records", "object"};
+    struct span m[2];
+    members(root, end, top, 2, m);
+    struct es_webhook_rec rec;
+    if (!m[0].v) {
+        struct span all = {root, (size_t)(end - root)};
+        if (!scan_record(&all, &rec)) {
+            return 0;
+        }
+        if (cap) {
+            out[0] = rec;
+        }
+        return 1;
+    }
+    const char *obj = NULL;
+    size_t olen = 0;
+    if ((m[1].v && (!plain_string(&m[1], &obj, &olen) || olen >= 64)) || m[0].v[0] != '[') {
+        return 0;
+    }
+    size_t n = 0;
+    struct scan a;
+    a.p = m[0].v + 1;
+    a.end = m[0].v + m[0].n;
+    a.nkeys = 0;
+    scan_ws(&a);
+    while (a.p < a.end && *a.p != ']') {
+        struct span r = {a.p, 0};
+        (void)scan_value(&a, 0);
+        r.n = (size_t)(a.p - r.v);
+        if (!scan_record(&r, &rec)) {
+            return 0;
+        }
+        if (n < cap) {
+            out[n] = rec;
+        }
+        n++;
+        scan_ws(&a);
+        if (a.p < a.end && *a.p == ',') {
+            a.p++;
+            scan_ws(&a);
+        }
+    }
+    if (n && obj && object && ocap) {
+        size_t k = olen < ocap ? olen : ocap - 1;
+        memcpy(object, obj, k);
+        object[k] = '\0';
+    }
+    return n;
+}
+
 /* The string value after each occurrence of key (a JSON member name with its quotes, or an
  * XML attribute prefix) in body; 1 when every occurrence has the same value (copied into out
  * without any "prefix:" part), 0 when there is none or they differ. */

@@ -132,21 +132,34 @@ static int takes(const struct es_server *srv, size_t i, const char *object)
  * that takes them, in one engine enqueue. */
 static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es__req *list)
 {
-    size_t total = 0;
+    size_t total = 0, nslow = 0, nfast = 0;
     for (struct es__req *r = list; r; r = r->next) {
-        total += r->batch.count;
+        nslow += r->batch.count;
+        nfast += r->nchg;
     }
+    total = nslow + nfast;
     /* A view of every record of these requests, in arrival order: the entries are shallow
-     * copies (the strings and JSON stay owned by each request's batch). */
+     * copies (the strings, JSON and body text stay owned by each request). */
     struct es_batch all = {0};
-    all.items = es_xmalloc((total ? total : 1) * sizeof *all.items);
+    struct es_change_in *allc = NULL;
+    if (nslow) {
+        all.items = es_xmalloc(nslow * sizeof *all.items);
+    }
+    if (nfast) {
+        allc = es_xmalloc(nfast * sizeof *allc);
+    }
+    size_t kc = 0;
     for (struct es__req *r = list; r; r = r->next) {
-        memcpy(all.items + all.count, r->batch.items, r->batch.count * sizeof *all.items);
-        all.count += r->batch.count;
+        if (r->batch.count) {
+            memcpy(all.items + all.count, r->batch.items, r->batch.count * sizeof *all.items);
+            all.count += r->batch.count;
+        }
+        if (r->nchg) {
+            memcpy(allc + kc, r->chg, r->nchg * sizeof *allc);
+            kc += r->nchg;
+        }
     }
     all.cap = all.count;
-    /* One engine call for every flow that takes them: one transaction, so the webhook is
-     * durable for all its flows or (on failure, answered 503) for none. */
     struct es_engine_part stack[8];
     struct es_engine_part *parts =
         hook->nflows <= 8 ? stack : es_xmalloc(hook->nflows * sizeof *parts);
@@ -154,7 +167,9 @@ static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es_
     for (size_t i = 0; i < hook->nflows; i++) {
         if (takes(srv, hook->flows[i], list->object)) {
             parts[nparts].flow = srv->cfg->flows[hook->flows[i]].name;
-            parts[nparts].records = &all;
+            parts[nparts].records = nslow ? &all : NULL;
+            parts[nparts].changes = allc;
+            parts[nparts].nchanges = nfast;
             nparts++;
         }
     }
@@ -165,6 +180,7 @@ static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es_
         es_free(parts);
     }
     es_free(all.items);
+    es_free(allc);
     __atomic_fetch_add(&srv->commits, 1, __ATOMIC_RELAXED);
     if (rc == ES_OK) {
         __atomic_fetch_add(&hook->records, (uint64_t)total, __ATOMIC_RELAXED);
@@ -250,7 +266,45 @@ void es__webhooks_stop(struct es_server *srv)
 void es__webhook_release(struct es__req *req)
 {
     es_batch_release(&req->batch);
+    es_free(req->chg);
+    req->chg = NULL;
+    req->nchg = 0;
     es_http_reply_release(&req->reply);
+}
+
+/* The generic JSON shape without a JSON tree (es_webhook_scan_json): the changes point into
+ * the request's own body, whose closing quotes of ids and versions become NULs. Returns 0
+ * when the body needs the full parser (which then decides and words any refusal). */
+static int fast_json(struct es__req *req)
+{
+    struct es_webhook_rec one[4];
+    struct es_webhook_rec *r = one;
+    size_t n = es_webhook_scan_json(req->body.data, req->body.len, one, ES_ARRAY_LEN(one),
+                                    req->object, sizeof req->object);
+    if (n > ES_ARRAY_LEN(one)) {
+        r = es_xmalloc(n * sizeof *r);
+        n = es_webhook_scan_json(req->body.data, req->body.len, r, n, req->object,
+                                 sizeof req->object);
+    }
+    if (n > 0) {
+        req->chg = es_xmalloc(n * sizeof *req->chg);
+        req->nchg = n;
+        for (size_t i = 0; i < n; i++) {
+            struct es_change_in *c = &req->chg[i];
+            ((char *)r[i].key)[r[i].key_len] = '\0';
+            ((char *)r[i].version)[r[i].version_len] = '\0';
+            c->flow = NULL;
+            c->key = r[i].key;
+            c->version = r[i].version;
+            c->deleted = r[i].deleted;
+            c->payload = r[i].data;
+            c->payload_len = r[i].data_len;
+        }
+    }
+    if (r != one) {
+        es_free(r);
+    }
+    return n > 0;
 }
 
 /* The answer once the batcher has committed (or failed to commit) the request. */
@@ -269,12 +323,17 @@ static enum MHD_Result answer(struct es_server *srv, struct MHD_Connection *conn
                        req->reply.content_type[0] ? req->reply.content_type : NULL, req->reply.body,
                        len);
         req->reply.body = NULL;
+    } else if (hook->sys->webhook.format == ES_WEBHOOK_OUTBOUND_MESSAGE && hook->ack) {
+        mr = es__reply_ready(srv, conn, req, 200, hook->ack);
     } else if (hook->sys->webhook.format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
         mr = es__reply(srv, conn, req, 200, "text/xml; charset=utf-8",
                        es_xstrdup(es_webhook_outbound_ack), strlen(es_webhook_outbound_ack));
+    } else if (req->batch.count + req->nchg == 1 && req->nflows < ES__RECEIPTS &&
+               hook->receipt1[req->nflows]) {
+        mr = es__reply_ready(srv, conn, req, 202, hook->receipt1[req->nflows]);
     } else {
-        char *body =
-            es_xasprintf("{\"accepted\":%zu,\"flows\":%zu}", req->batch.count, req->nflows);
+        char *body = es_xasprintf("{\"accepted\":%zu,\"flows\":%zu}", req->batch.count + req->nchg,
+                                  req->nflows);
         mr = es__reply(srv, conn, req, 202, "application/json", body, strlen(body));
     }
     observe(hook, req);
@@ -320,6 +379,8 @@ enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection 
         rc = parse_with_connector(hook, conn, req, method, url, &req->batch, &req->reply, &e);
     } else if (wh->format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
         rc = es_webhook_parse_outbound(req->body.data, req->body.len, &req->batch, &e);
+    } else if (fast_json(req)) {
+        rc = ES_OK;
     } else {
         rc = es_webhook_parse_json_object(req->body.data, req->body.len, &req->batch, req->object,
                                           sizeof req->object, &e);
@@ -335,12 +396,12 @@ enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection 
     for (size_t i = 0; i < hook->nflows; i++) {
         req->nflows += (size_t)takes(srv, hook->flows[i], req->object);
     }
-    if (req->batch.count == 0 || req->nflows == 0) {
+    if (req->batch.count + req->nchg == 0 || req->nflows == 0) {
         /* Nothing to keep (a CDC gap event), or no realtime flow reads this object. */
         if (req->nflows == 0) {
             struct es_log_ctx lc = {NULL, hook->sys->name};
             es_log(&lc, ES_LOG_DEBUG, "webhook %s: no realtime flow reads %s; %zu records ignored",
-                   wh->path, req->object, req->batch.count);
+                   wh->path, req->object, req->batch.count + req->nchg);
         }
         req->state = 2;
         req->rc = ES_OK;

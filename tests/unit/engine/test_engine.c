@@ -418,7 +418,8 @@ static void test_enqueue_multi(void **state)
     es_batch_init(&b);
     es_batch_add(&b, "m1", "1", 0, json_pack("{s:s}", "name", "first"));
     es_batch_add(&b, "m2", NULL, 0, json_pack("{s:s}", "name", "second"));
-    struct es_engine_part parts[3] = {{"one", &b}, {"two", &b}, {"off", &b}};
+    struct es_engine_part parts[3] = {
+        {"one", &b, NULL, 0}, {"two", &b, NULL, 0}, {"off", &b, NULL, 0}};
     assert_int_equal(es_engine_enqueue_multi(e, parts, 3, &err), ES_EINVAL);
     assert_non_null(strstr(err.msg, "off"));
     parts[2].flow = "nope";
@@ -464,6 +465,30 @@ static void test_enqueue_multi(void **state)
     assert_int_equal(st[0].duplicates, 2);
     assert_int_equal(st[1].duplicates, 2);
     es_free(st);
+    /* Ready changes (the webhook fast path): payload text as given, both flows; a change
+     * without a version refuses the whole call. */
+    struct es_change_in ch[2] = {{NULL, "t1", "v1", 0, "{\"name\":\"text\"}", 15},
+                                 {NULL, "t2", NULL, 0, NULL, 0}};
+    struct es_engine_part tp[2] = {{"one", NULL, ch, 2}, {"two", NULL, ch, 2}};
+    assert_int_equal(es_engine_enqueue_multi(e, tp, 2, &err), ES_EINVAL);
+    ch[1].version = "v1";
+    ch[1].deleted = 1;
+    es_err_clear(&err);
+    assert_int_equal(es_engine_enqueue_multi(e, tp, 2, &err), ES_OK);
+    assert_int_equal(es_engine_stats(e, &st, &n, &err), ES_OK);
+    assert_int_equal(st[0].enqueued, 4);
+    assert_int_equal(st[1].enqueued, 4);
+    es_free(st);
+    f.flow = "two";
+    f.after_id = 0;
+    assert_int_equal(es_store_list(es_engine_store(e), &f, &rows, &nr, &err), ES_OK);
+    assert_int_equal(nr, 4);
+    assert_string_equal(rows[2].key, "t1");
+    assert_int_equal(rows[3].deleted, 1);
+    assert_int_equal(es_store_get(es_engine_store(e), rows[2].id, &one, &err), ES_OK);
+    assert_string_equal(one.payload, "{\"name\":\"text\"}");
+    es_change_release(&one);
+    es_changes_free(rows, nr);
     es_batch_release(&b);
     es_engine_free(e);
     es_config_free(cfg);

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
+#include "core/mem.h"
 #include "server/webhook.h"
 
 static const char rfc_key[] = "Jefe";
@@ -274,6 +276,165 @@ static void test_outbound_refusals(void **state)
     }
 }
 
+/* Whatever the fast scan accepts, the full parser accepts with the same records and object.
+ * Returns the scan's record count. */
+static size_t scan_agrees(const char *body, size_t len)
+{
+    struct es_webhook_rec recs[64];
+    char obj1[64], obj2[64];
+    size_t n = es_webhook_scan_json(body, len, recs, 64, obj1, sizeof obj1);
+    struct es_batch b;
+    es_batch_init(&b);
+    struct es_err e;
+    es_err_clear(&e);
+    int rc = es_webhook_parse_json_object(body, len, &b, obj2, sizeof obj2, &e);
+    if (n > 0) {
+        if (rc != ES_OK) {
+            fail_msg("scan took %zu records of a body the parser refuses (%s): %.*s", n, e.msg,
+                     (int)len, body);
+        }
+        assert_int_equal(b.count, n);
+        assert_string_equal(obj1, obj2);
+        for (size_t i = 0; i < n && i < 64; i++) {
+            const struct es_webhook_rec *r = &recs[i];
+            assert_int_equal(strlen(b.items[i].key), r->key_len);
+            assert_memory_equal(b.items[i].key, r->key, r->key_len);
+            assert_int_equal(strlen(b.items[i].version), r->version_len);
+            assert_memory_equal(b.items[i].version, r->version, r->version_len);
+            assert_int_equal(b.items[i].deleted, r->deleted);
+            if (!r->data) {
+                assert_null(b.items[i].data);
+                continue;
+            }
+            json_t *d = json_loadb(r->data, r->data_len, 0, NULL);
+            assert_non_null(d);
+            assert_true(json_equal(d, b.items[i].data));
+            json_decref(d);
+        }
+    }
+    es_batch_release(&b);
+    return n;
+}
+
+static size_t agrees(const char *body)
+{
+    return scan_agrees(body, strlen(body));
+}
+
+static void test_scan_json(void **state)
+{
+    (void)state;
+    /* The plain forms: taken by the scan. */
+    assert_int_equal(agrees("{\"id\":\"A1\",\"version\":\"7\",\"data\":{\"Name\":\"Acme\"}}"), 1);
+    assert_int_equal(agrees(" {\"data\" : {\"a\":[1,-2.5,0,true,false,null,{\"b\":\"\\u00e9\\n\"}],"
+                            "\"c\":\"Stra\xc3\x9f"
+                            "e \xf0\x9f\x98\x80\"}, \"version\":\"v\","
+                            "\"id\":\"A2\", \"extra\": [] }\n"),
+                     1);
+    assert_int_equal(
+        agrees("{\"object\":\"Account\",\"records\":[{\"id\":\"1\",\"version\":\"1\","
+               "\"data\":{}},{\"id\":\"2\",\"version\":\"1\",\"deleted\":true},"
+               "{\"id\":\"3\",\"version\":\"2\",\"deleted\":true,\"data\":null},"
+               "{\"id\":\"4\",\"version\":\"1\",\"deleted\":false,\"data\":{\"x\":1}}]}"),
+        4);
+    char obj[64];
+    struct es_webhook_rec r[1];
+    const char *many = "{\"records\":[{\"id\":\"1\",\"version\":\"1\",\"data\":{}},"
+                       "{\"id\":\"2\",\"version\":\"1\",\"data\":{}}]}";
+    /* More records than room: the count, and only cap written. */
+    assert_int_equal(es_webhook_scan_json(many, strlen(many), r, 1, obj, sizeof obj), 2);
+    assert_int_equal(r[0].key_len, 1);
+    assert_int_equal(r[0].key[0], '1');
+
+    /* Everything else goes to the full parser (0), valid or not. */
+    static const char *const slow[] = {
+        "{\"id\":\"A\",\"data\":{}}",                                  /* no version */
+        "{\"id\":7,\"version\":\"1\",\"data\":{}}",                    /* integer id */
+        "{\"id\":\"A\\u0041\",\"version\":\"1\",\"data\":{}}",         /* escaped id */
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\\n\":1}}",      /* escaped member name */
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":1,\"k\":2}}", /* duplicate in data */
+        "{\"id\":\"A\",\"id\":\"B\",\"version\":\"1\",\"data\":{}}",   /* duplicate on top */
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":\"\\u0000\"}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":\"\\ud800\"}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":\"\\ud83d\\ude00\"}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":\"\xff\"}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":\"\xc0\x80\"}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":\"\xed\xa0\x80\"}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":1e5}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":123456789012345678901}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":01}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{\"k\":\"a\tb\"}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{}} x",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":{},}",
+        "{\"id\":\"\",\"version\":\"1\",\"data\":{}}",
+        "{\"id\":\"A\",\"version\":\"1\",\"data\":\"text\"}",
+        "{\"id\":\"A\",\"version\":\"1\"}",
+        "{\"id\":\"A\",\"version\":\"1\",\"deleted\":1}",
+        "{\"records\":[]}",
+        "{\"records\":{}}",
+        "{\"records\":[7]}",
+        "{\"object\":\"\",\"records\":[{\"id\":\"A\",\"version\":\"1\",\"data\":{}}]}",
+        "[{\"id\":\"A\",\"version\":\"1\",\"data\":{}}]",
+        "",
+        "{",
+    };
+    for (size_t i = 0; i < sizeof slow / sizeof slow[0]; i++) {
+        if (agrees(slow[i]) != 0) {
+            fail_msg("case %zu taken by the scan: %s", i, slow[i]);
+        }
+    }
+    /* Deep nesting past the scan's limit (the parser reads it). */
+    char deep[512] = "{\"id\":\"A\",\"version\":\"1\",\"data\":";
+    for (int i = 0; i < 40; i++) {
+        es_strlcpy(deep + strlen(deep), "{\"a\":", sizeof deep - strlen(deep));
+    }
+    es_strlcpy(deep + strlen(deep), "1", sizeof deep - strlen(deep));
+    for (int i = 0; i < 41; i++) {
+        es_strlcpy(deep + strlen(deep), "}", sizeof deep - strlen(deep));
+    }
+    assert_int_equal(agrees(deep), 0);
+
+    /* Mutations of a valid body (deterministic): the scan never takes a body the parser
+     * refuses or reads differently. */
+    const char *base = "{\"object\":\"Account\",\"records\":[{\"id\":\"001A\",\"version\":\"2\","
+                       "\"deleted\":false,\"data\":{\"Name\":\"M\xc3\xbcller\",\"n\":[1,2.5,-3],"
+                       "\"o\":{\"p\":null,\"q\":true}}},{\"id\":\"001B\",\"version\":\"3\","
+                       "\"deleted\":true}]}";
+    size_t blen = strlen(base);
+    static const char alphabet[] = "{}[]\":,\\ 0123456789-.eEtrufalsn\xc3\xbc\x80\xff";
+    unsigned seed = 12345;
+    size_t taken = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        char buf[512];
+        memcpy(buf, base, blen);
+        size_t len = blen;
+        int edits = 1 + iter % 3;
+        for (int k = 0; k < edits; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t pos = (seed >> 8) % len;
+            seed = seed * 1103515245u + 12345u;
+            char c = alphabet[(seed >> 8) % (sizeof alphabet - 1)];
+            seed = seed * 1103515245u + 12345u;
+            switch ((seed >> 8) % 3) {
+            case 0:
+                buf[pos] = c;
+                break;
+            case 1:
+                memmove(buf + pos + 1, buf + pos, len - pos);
+                buf[pos] = c;
+                len++;
+                break;
+            default:
+                memmove(buf + pos, buf + pos + 1, len - pos - 1);
+                len--;
+                break;
+            }
+        }
+        taken += scan_agrees(buf, len) > 0;
+    }
+    assert_true(taken > 100); /* the property was exercised on accepted bodies too */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_verify),         cmocka_unit_test(test_json_records),
         cmocka_unit_test(test_json_refusals),  cmocka_unit_test(test_outbound),
         cmocka_unit_test(test_object_routing), cmocka_unit_test(test_outbound_refusals),
+        cmocka_unit_test(test_scan_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
