@@ -47,7 +47,9 @@ struct tr_object {
     const struct es_node *fields; /* sequence of field names, or NULL = every simple field */
     const char *match;            /* unique field for idempotent creates */
     const struct es_node *readback;
-    int confirm; /* sale-like: quote + confirm after the write */
+    int confirm;             /* sale-like: quote + confirm after the write */
+    int archived_as_deleted; /* read_changes: records with active = false are deletes */
+    int detect_vanished;     /* read_changes: ids gone since the last full id scan are deletes */
 };
 
 struct tr_ctx {
@@ -63,13 +65,15 @@ struct tr_ctx {
     size_t nwarehouses;
     long *warehouses;
     json_t *fields; /* model -> fields_get */
+    json_t *known;  /* detect_vanished: model -> {id: true} of the last id scan (this process) */
     long next_id;
 };
 
 /* ---- options --------------------------------------------------------------------------- */
 
 static const char *const top_keys[] = {"company", "overlap", "warehouses", "objects", NULL};
-static const char *const object_keys[] = {"fields", "match", "readback", "confirm", NULL};
+static const char *const object_keys[] = {
+    "fields", "match", "readback", "confirm", "archived_as_deleted", "detect_vanished", NULL};
 
 static int opt_long(const struct es_node *n, long *out, struct es_err *err)
 {
@@ -102,6 +106,25 @@ static int opt_names(const struct es_node *n, struct es_err *err)
             return es_err_set(err, ES_ECONFIG, "%s:%d:%d: expected a field name", n->items[i]->file,
                               n->items[i]->line, n->items[i]->col);
         }
+    }
+    return ES_OK;
+}
+
+/* A true/false option (absent = unchanged). */
+static int opt_flag(const struct es_node *ob, const char *key, int *out, struct es_err *err)
+{
+    const struct es_node *cf = es_node_get(ob, key);
+    if (!cf || cf->is_null) {
+        return ES_OK;
+    }
+    if (cf->kind == ES_NODE_SCALAR && (!strcmp(cf->str, "true") || !strcmp(cf->str, "yes"))) {
+        *out = 1;
+    } else if (cf->kind == ES_NODE_SCALAR &&
+               (!strcmp(cf->str, "false") || !strcmp(cf->str, "no"))) {
+        *out = 0;
+    } else {
+        return es_err_set(err, ES_ECONFIG, "%s:%d:%d: %s must be true or false", cf->file, cf->line,
+                          cf->col, key);
     }
     return ES_OK;
 }
@@ -166,6 +189,10 @@ static int parse_options(struct tr_ctx *x, const struct es_node *o, struct es_er
                 }
                 t->match = m->str;
             }
+            if ((rc = opt_flag(ob, "archived_as_deleted", &t->archived_as_deleted, err)) != ES_OK ||
+                (rc = opt_flag(ob, "detect_vanished", &t->detect_vanished, err)) != ES_OK) {
+                return rc;
+            }
             const struct es_node *cf = es_node_get(ob, "confirm");
             if (cf && !cf->is_null) {
                 if (cf->kind == ES_NODE_SCALAR &&
@@ -184,7 +211,7 @@ static int parse_options(struct tr_ctx *x, const struct es_node *o, struct es_er
 
 static const struct tr_object *object_of(const struct tr_ctx *x, const char *model)
 {
-    static const struct tr_object none = {NULL, NULL, NULL, NULL, 0};
+    static const struct tr_object none = {NULL, NULL, NULL, NULL, 0, 0, 0};
     for (size_t i = 0; i < x->nobjects; i++) {
         if (strcmp(x->objects[i].model, model) == 0) {
             return &x->objects[i];
@@ -673,7 +700,7 @@ static const char *change_ts(const json_t *rec)
 /* One keyset query over the records whose change time is held in `col` (write_date for
  * edited records, create_date for never-edited ones). OUT: *rows (plain records). */
 static int changes_query(struct tr_ctx *x, const char *model, int edited, const char *ts,
-                         long long id, size_t limit, json_t *fields, json_t **rows,
+                         long long id, size_t limit, json_t *fields, int archived, json_t **rows,
                          struct es_err *err)
 {
     const char *col = edited ? "write_date" : "create_date";
@@ -688,7 +715,7 @@ static int changes_query(struct tr_ctx *x, const char *model, int edited, const 
     int rc = call(x, model, "search_read",
                   json_pack("[o, i, I, [[s, s], [s, s]], O]", dom, 0, (json_int_t)limit, col, "ASC",
                             "id", "ASC", fields),
-                  NULL, &res, err);
+                  archived ? json_pack("{s:b}", "active_test", 0) : NULL, &res, err);
     if (rc != ES_OK) {
         return rc;
     }
@@ -738,6 +765,70 @@ static void ts_minus(const char *ts, int64_t ms, char *out, size_t cap)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t % 1000000LL);
 }
 
+/* detect_vanished: every id of model now, archived ones included. OUT: *set {id: true}. */
+static int all_ids(struct tr_ctx *x, const char *model, json_t **set, struct es_err *err)
+{
+    json_t *res = NULL;
+    int rc = call(x, model, "search", json_pack("[[], i, n, [[s, s]]]", 0, "id", "ASC"),
+                  json_pack("{s:b}", "active_test", 0), &res, err);
+    if (rc != ES_OK) {
+        return rc;
+    }
+    if (!json_is_array(res)) {
+        json_decref(res);
+        return es_err_set(err, ES_EPROTOCOL, "tryton: search of %s is not a list", model);
+    }
+    json_t *out = json_object();
+    size_t i;
+    json_t *v;
+    json_array_foreach(res, i, v)
+    {
+        if (!json_is_integer(v)) {
+            json_decref(out);
+            json_decref(res);
+            return es_err_set(err, ES_EPROTOCOL, "tryton: search of %s returned a non-id", model);
+        }
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(v));
+        json_object_set_new(out, key, json_true());
+    }
+    json_decref(res);
+    *set = out;
+    return ES_OK;
+}
+
+/* Tryton keeps no tombstones: ids that were there at this process's last scan and are gone
+ * now were deleted. They become deleted records (version "vanished@<time of the scan>"); the
+ * first scan only learns the ids. At most `limit` records in all: the rest stay known and come
+ * at the next call. */
+static int report_vanished(struct tr_ctx *x, const char *model, size_t limit, struct es_batch *out,
+                           struct es_err *err)
+{
+    json_t *now = NULL;
+    int rc = all_ids(x, model, &now, err);
+    if (rc != ES_OK) {
+        return rc;
+    }
+    json_t *prev = json_object_get(x->known, model);
+    char ver[64] = "vanished@";
+    es_clock_iso8601(es_clock_wall_ms(), ver + 9, sizeof ver - 9);
+    const char *k;
+    json_t *v;
+    json_object_foreach(prev, k, v)
+    {
+        if (json_object_get(now, k)) {
+            continue;
+        }
+        if (out->count >= limit) {
+            json_object_set_new(now, k, json_true()); /* reported next time */
+            continue;
+        }
+        es_batch_add(out, k, ver, 1, json_pack("{s:I}", "id", (json_int_t)strtoll(k, NULL, 10)));
+    }
+    json_object_set_new(x->known, model, now);
+    return ES_OK;
+}
+
 static int read_changes(struct es_conn *c, const char *model, const char *watermark, size_t limit,
                         struct es_batch *out, struct es_err *err)
 {
@@ -768,10 +859,19 @@ static int read_changes(struct es_conn *c, const char *model, const char *waterm
     }
     json_array_append_new(fields, json_string("write_date"));
     json_array_append_new(fields, json_string("create_date"));
+    const struct tr_object *o = object_of(x, model);
+    /* archived records are read too (Tryton hides them by default) when they count as deletes
+     * and the model can archive (has a boolean `active`) */
+    json_t *active_f = json_object_get(json_object_get(x->fields, model), "active");
+    const char *active_t = json_string_value(json_object_get(active_f, "type"));
+    int archived = o->archived_as_deleted && active_t && !strcmp(active_t, "boolean");
+    if (archived) {
+        json_array_append_new(fields, json_string("active"));
+    }
     json_t *a = NULL, *b = NULL;
-    int rc = changes_query(x, model, 1, ts[0] ? ts : NULL, id, limit, fields, &a, err);
+    int rc = changes_query(x, model, 1, ts[0] ? ts : NULL, id, limit, fields, archived, &a, err);
     if (rc == ES_OK) {
-        rc = changes_query(x, model, 0, ts[0] ? ts : NULL, id, limit, fields, &b, err);
+        rc = changes_query(x, model, 0, ts[0] ? ts : NULL, id, limit, fields, archived, &b, err);
     }
     json_decref(fields);
     if (rc != ES_OK) {
@@ -790,7 +890,8 @@ static int read_changes(struct es_conn *c, const char *model, const char *waterm
         }
         char key[32];
         snprintf(key, sizeof key, "%lld", jint(r, "id"));
-        es_batch_add(out, key, change_ts(r), 0, json_incref(r));
+        int deleted = archived && json_is_false(json_object_get(r, "active"));
+        es_batch_add(out, key, change_ts(r), deleted, json_incref(r));
         last = r;
     }
     if (last && out->count == limit) {
@@ -806,7 +907,15 @@ static int read_changes(struct es_conn *c, const char *model, const char *waterm
     }
     json_decref(a);
     json_decref(b);
-    return ES_OK;
+    if (o->detect_vanished && out->count < limit) {
+        /* caught up: compare the ids with the last scan (the watermark is not involved) */
+        rc = report_vanished(x, model, limit, out, err);
+        if (rc != ES_OK) {
+            es_batch_release(out);
+            es_batch_init(out);
+        }
+    }
+    return rc;
 }
 
 static int warehouses(struct tr_ctx *x, json_t **ids, struct es_err *err)
@@ -1386,6 +1495,7 @@ static int init(struct es_conn *c, struct es_err *err)
     struct tr_ctx *x = c->ctx;
     const struct es_system_cfg *cfg = c->cfg;
     x->fields = json_object();
+    x->known = json_object();
     int rc = parse_options(x, cfg->options, err);
     if (rc != ES_OK) {
         return rc;
@@ -1419,6 +1529,7 @@ static void fini(struct es_conn *c)
     es_free(x->objects);
     es_free(x->warehouses);
     json_decref(x->fields);
+    json_decref(x->known);
 }
 
 static const struct es_connector_ops tryton_ops = {

@@ -883,6 +883,120 @@ static void test_bad_options(void **state)
     close_conn(&f);
 }
 
+/* Reads changes from *mark; fills state[k] for parties a, b, c: -1 unseen, 0 live, 1 deleted;
+ * *vanished counts deleted records whose version says they vanished. */
+static void read_del(struct fixture *f, char **mark, const long long ids[3], int state3[3],
+                     int *vanished)
+{
+    struct es_batch bt;
+    struct es_err err = {0};
+    int rc = es_conn_read_changes(f->conn, "party.party", *mark, 100, &bt, &err);
+    if (rc != ES_OK) {
+        fail_msg("read_changes: %s", err.msg);
+    }
+    state3[0] = state3[1] = state3[2] = -1;
+    *vanished = 0;
+    for (size_t i = 0; i < bt.count; i++) {
+        long long id = strtoll(bt.items[i].key, NULL, 10);
+        for (int k = 0; k < 3; k++) {
+            if (id == ids[k]) {
+                state3[k] = bt.items[i].deleted;
+            }
+        }
+        if (bt.items[i].deleted && strncmp(bt.items[i].version, "vanished@", 9) == 0) {
+            (*vanished)++;
+        }
+    }
+    if (bt.watermark) {
+        es_free(*mark);
+        *mark = es_xstrdup(bt.watermark);
+    }
+    es_batch_release(&bt);
+}
+
+static void test_deletes(void **state)
+{
+    (void)state;
+    newdb("t_del");
+    struct fixture f, plain;
+    struct es_err err = {0};
+    int rc = open_as(&f, getenv("TRYTON_URL"), "t_del", "TRYTON_API_LOGIN", "TRYTON_API_PASSWORD",
+                     "company: 1\noverlap: 0s\nobjects:\n"
+                     "  party.party: {match: code, fields: [name, code], "
+                     "archived_as_deleted: true, detect_vanished: true}\n",
+                     30000, &err);
+    if (rc != ES_OK) {
+        fail_msg("open: %s", err.msg);
+    }
+    open_api(&plain, "t_del");
+    long long ids[3];
+    ids[0] = create1(&f, "party.party", json_pack("{s:s, s:s}", "name", "A", "code", "D-A"));
+    ids[1] = create1(&f, "party.party", json_pack("{s:s, s:s}", "name", "B", "code", "D-B"));
+    ids[2] = create1(&f, "party.party", json_pack("{s:s, s:s}", "name", "C", "code", "D-C"));
+    char *mark = NULL, *plain_mark = NULL;
+    int st[3], vanished = 0;
+    read_del(&f, &mark, ids, st, &vanished); /* also the first id scan: learns, reports none */
+    assert_int_equal(st[0], 0);
+    assert_int_equal(st[1], 0);
+    assert_int_equal(st[2], 0);
+    assert_int_equal(vanished, 0);
+    read_del(&plain, &plain_mark, ids, st, &vanished);
+
+    /* B is archived (active = false): a delete for the flow that asked for it */
+    char bid[32], cid[32];
+    snprintf(bid, sizeof bid, "%lld", ids[1]);
+    snprintf(cid, sizeof cid, "%lld", ids[2]);
+    struct es_write_result r =
+        write1(&f, "party.party", ES_WRITE_UPDATE, bid, NULL, json_pack("{s:b}", "active", 0));
+    assert_int_equal(r.code, ES_OK);
+    es_write_results_release(&r, 1);
+    read_del(&f, &mark, ids, st, &vanished);
+    assert_int_equal(st[0], -1);
+    assert_int_equal(st[1], 1);
+    assert_int_equal(st[2], -1);
+    assert_int_equal(vanished, 0); /* archived is not gone */
+    /* without archived_as_deleted, Tryton hides the archived record (as before) */
+    read_del(&plain, &plain_mark, ids, st, &vanished);
+    assert_int_equal(st[1], -1);
+
+    /* C is deleted for real: no tombstone in Tryton, found missing by the id scan */
+    r = write1(&f, "party.party", ES_WRITE_DELETE, cid, NULL, NULL);
+    assert_int_equal(r.code, ES_OK);
+    es_write_results_release(&r, 1);
+    read_del(&f, &mark, ids, st, &vanished);
+    assert_int_equal(st[2], 1);
+    assert_int_equal(vanished, 1);
+    assert_int_equal(st[0], -1);
+    /* reported once */
+    read_del(&f, &mark, ids, st, &vanished);
+    assert_int_equal(st[2], -1);
+    assert_int_equal(vanished, 0);
+    /* the plain instance never hears of it (documented: hard deletes need detect_vanished) */
+    read_del(&plain, &plain_mark, ids, st, &vanished);
+    assert_int_equal(st[2], -1);
+    es_free(mark);
+    es_free(plain_mark);
+    close_conn(&plain);
+    close_conn(&f);
+
+    /* a new process learns the ids first: what vanished before it started is not seen */
+    rc = open_as(&f, getenv("TRYTON_URL"), "t_del", "TRYTON_API_LOGIN", "TRYTON_API_PASSWORD",
+                 "company: 1\nobjects: {party.party: {detect_vanished: yes}}\n", 30000, &err);
+    assert_int_equal(rc, ES_OK);
+    mark = NULL;
+    read_del(&f, &mark, ids, st, &vanished);
+    assert_int_equal(vanished, 0);
+    es_free(mark);
+    close_conn(&f);
+    struct es_err e3 = {0};
+    assert_int_equal(open_as(&f, getenv("TRYTON_URL"), "t_del", "TRYTON_API_LOGIN",
+                             "TRYTON_API_PASSWORD",
+                             "objects: {party.party: {detect_vanished: maybe}}\n", 30000, &e3),
+                     ES_ECONFIG);
+    assert_non_null(strstr(e3.msg, "detect_vanished must be true or false"));
+    close_conn(&f);
+}
+
 int main(void)
 {
     if (!getenv("TRYTON_URL") || !getenv("TRYTON_SANDBOX")) {
@@ -896,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_party_idempotent_after_timeout),
         cmocka_unit_test(test_batch_with_bad_record),
         cmocka_unit_test(test_write_date_watermark),
+        cmocka_unit_test(test_deletes),
         cmocka_unit_test(test_sale_credit_limit_invoice_stock),
         cmocka_unit_test(test_paging_past_5000_rows),
     };
