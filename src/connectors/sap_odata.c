@@ -47,6 +47,8 @@ struct sap_ctx {
     char *csrf;         /* current token, NULL before the first fetch */
     char *csrf_service; /* service the token was fetched for */
     json_t *meta;       /* service -> parsed EDMX */
+    int batch;          /* option batch: several records go as one $batch */
+    int no_batch;       /* the service answered $batch with 404/405/501 */
 };
 
 /* Default services of the A_* entity sets used in examples/salesforce-sap.yaml. */
@@ -599,7 +601,7 @@ static int entity_meta(struct sap_ctx *ctx, const char *set, const char **servic
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
 static const char *const sap_options[] = {"services",     "service_root", "page_size", "sap_client",
-                                          "credit_check", "overlap",      NULL};
+                                          "credit_check", "overlap",      "batch",     NULL};
 
 static int sap_init(struct es_conn *c, struct es_err *err)
 {
@@ -609,6 +611,7 @@ static int sap_init(struct es_conn *c, struct es_err *err)
     ctx->page_size = 1000;
     ctx->credit_check = 1;
     ctx->overlap_ms = 5000;
+    ctx->batch = 1;
     const struct es_node *o = c->cfg->options;
     int rc = es_http_options_check(o, sap_options, "sap_odata", err);
     if (rc == ES_OK) {
@@ -625,6 +628,9 @@ static int sap_init(struct es_conn *c, struct es_err *err)
     }
     if (rc == ES_OK) {
         rc = es_http_opt_duration(o, "overlap", &ctx->overlap_ms, err);
+    }
+    if (rc == ES_OK) {
+        rc = es_http_opt_bool(o, "batch", &ctx->batch, err);
     }
     if (rc == ES_OK && o && (ctx->services = es_node_get(o, "services")) != NULL) {
         const struct es_node *s = ctx->services;
@@ -1080,8 +1086,8 @@ static int fetch_csrf(struct sap_ctx *ctx, const char *svc, struct es_err *err)
 /* A modifying request with the CSRF handshake: fetches a token when none is held and once
  * more when the answer is 403 with x-csrf-token: Required. */
 static int modify(struct sap_ctx *ctx, const char *svc, const char *method, const char *url,
-                  const char *body, const char *if_match, struct es_http_resp *resp,
-                  struct es_err *err)
+                  const char *body, const char *if_match, const char *ctype,
+                  struct es_http_resp *resp, struct es_err *err)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!ctx->csrf || strcmp(ctx->csrf_service, svc) != 0) {
@@ -1099,6 +1105,7 @@ static int modify(struct sap_ctx *ctx, const char *svc, const char *method, cons
             .headers = hdrs,
             .body = body,
             .body_len = body ? strlen(body) : 0,
+            .content_type = ctype,
         };
         int rc = es_http_send(ctx->http, &rq, resp, err);
         es_free(tokh);
@@ -1205,44 +1212,62 @@ static void check_order(struct sap_ctx *ctx, const char *svc, const char *id,
     json_decref(o);
 }
 
-static int do_create(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
-                     const struct es_write *w, struct es_write_result *r, struct es_err *err)
+static void finish_create(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
+                          const struct es_http_resp *resp, struct es_write_result *r);
+
+/* POST to path (the entity set, or a parent's navigation property "Set('k')/to_Nav"). */
+static int create_at(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
+                     const char *path, const struct es_write *w, struct es_write_result *r,
+                     struct es_err *err)
 {
     char *body = json_dumps(w->data, JSON_COMPACT);
-    char *url = svc_url(ctx, svc, object, 1);
+    char *url = svc_url(ctx, svc, path, 1);
     struct es_http_resp resp;
     es_http_resp_init(&resp, ctx->http);
-    int rc = modify(ctx, svc, "POST", url, body, NULL, &resp, err);
+    int rc = modify(ctx, svc, "POST", url, body, NULL, NULL, &resp, err);
     free(body); /* checksrc: ok (jansson allocates with malloc) */
     es_free(url);
     if (rc != ES_OK) {
         es_http_resp_release(&resp);
         return rc;
     }
+    finish_create(ctx, svc, set, object, &resp, r);
+    es_http_resp_release(&resp);
+    return ES_OK;
+}
+
+static int do_create(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
+                     const struct es_write *w, struct es_write_result *r, struct es_err *err)
+{
+    return create_at(ctx, svc, set, object, object, w, r, err);
+}
+
+/* The result of a create from its answer (a plain one, or a $batch part's). */
+static void finish_create(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
+                          const struct es_http_resp *resp, struct es_write_result *r)
+{
     struct es_err e;
     es_err_clear(&e);
     json_t *j = NULL;
-    if (es_http_check(ctx->http, &resp, 1, "POST create", &e) != ES_OK) {
+    if (es_http_check(ctx->http, resp, 1, "POST create", &e) != ES_OK) {
         fail_result(r, &e);
     } else {
         json_error_t je;
-        j = resp.body.len ? json_loadb(resp.body.data, resp.body.len, 0, &je) : NULL;
+        j = resp->body.len ? json_loadb(resp->body.data, resp->body.len, 0, &je) : NULL;
         char *id = j ? record_key(set, unwrap_d(j)) : NULL;
         if (!id) {
-            es_err_set(&e, ES_EPROTOCOL, "create answered %ld without the new key", resp.status);
+            es_err_set(&e, ES_EPROTOCOL, "create answered %ld without the new key", resp->status);
             fail_result(r, &e);
         } else {
             r->code = ES_OK;
             r->created = 1;
             r->target_id = id;
             if (ctx->credit_check && strcmp(object, "A_SalesOrder") == 0) {
-                check_order(ctx, svc, id, &resp, r);
+                check_order(ctx, svc, id, resp, r);
             }
         }
     }
     json_decref(j);
-    es_http_resp_release(&resp);
-    return ES_OK;
 }
 
 /* Scalars only: OData v2 has no deep update, navigation properties stay untouched. */
@@ -1270,9 +1295,9 @@ static json_t *update_body(json_t *data, json_t *set)
     return b;
 }
 
-static int do_update(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
-                     const char *id, const struct es_write *w, struct es_write_result *r,
-                     struct es_err *err)
+static int update_entity(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
+                         const char *id, json_t *data, struct es_write_result *r,
+                         struct es_err *err)
 {
     struct es_buf p;
     es_buf_init(&p, 0);
@@ -1281,7 +1306,7 @@ static int do_update(struct sap_ctx *ctx, const char *svc, json_t *set, const ch
     (void)es_buf_putc(&p, ')');
     char *url = svc_url(ctx, svc, p.data, 0);
     es_buf_release(&p);
-    json_t *ub = update_body(w->data, set);
+    json_t *ub = update_body(data, set);
     char *body = json_dumps(ub, JSON_COMPACT);
     json_decref(ub);
     struct es_http_resp resp;
@@ -1305,7 +1330,7 @@ static int do_update(struct sap_ctx *ctx, const char *svc, json_t *set, const ch
             }
             break;
         }
-        rc = modify(ctx, svc, "PATCH", url, body, etag ? etag : "*", &resp, err);
+        rc = modify(ctx, svc, "PATCH", url, body, etag ? etag : "*", NULL, &resp, err);
         es_free(etag);
         if (rc != ES_OK) {
             break;
@@ -1332,6 +1357,119 @@ static int do_update(struct sap_ctx *ctx, const char *svc, json_t *set, const ch
     return rc;
 }
 
+/* Navigation properties updated through their own entity set (OData v2 has no deep update):
+ * the child entity set of each. */
+static const struct {
+    const char *parent, *nav, *child;
+} deep_navs[] = {
+    {"A_BusinessPartner", "to_BusinessPartnerAddress", "A_BusinessPartnerAddress"},
+    {"A_BusinessPartner", "to_BusinessPartnerRole", "A_BusinessPartnerRole"},
+    {"A_SalesOrder", "to_Item", "A_SalesOrderItem"},
+    {"A_Product", "to_Description", "A_ProductDescription"},
+};
+
+static json_t *nav_list(json_t *v)
+{
+    if (json_is_object(v) && json_is_array(json_object_get(v, "results"))) {
+        return json_object_get(v, "results"); /* the OData v2 shape {"results": [...]} */
+    }
+    return json_is_array(v) ? v : NULL;
+}
+
+/* Deep update: after the header, each child of a known navigation property is updated in its
+ * own entity set with If-Match (read first; one re-read on 412), or created there when it
+ * lacks its key. The parent's key fields are filled in. The first failing child fails the
+ * record (the header and earlier children stay written: SAP has no transaction across calls;
+ * the retry writes the same values again). */
+static int update_children(struct sap_ctx *ctx, json_t *set, const char *object, const char *id,
+                           json_t *data, struct es_write_result *r, struct es_err *err)
+{
+    json_t *pkeys = json_object_get(set, "keys");
+    for (size_t i = 0; i < ES_ARRAY_LEN(deep_navs) && r->code == ES_OK; i++) {
+        json_t *kids = strcmp(deep_navs[i].parent, object) == 0
+                           ? nav_list(json_object_get(data, deep_navs[i].nav))
+                           : NULL;
+        if (!json_array_size(kids)) {
+            continue;
+        }
+        const char *csvc = NULL;
+        json_t *cset = NULL;
+        struct es_err e;
+        es_err_clear(&e);
+        int rc = entity_meta(ctx, deep_navs[i].child, &csvc, &cset, &e);
+        if (rc != ES_OK) {
+            fail_result(r, &e);
+            return rc == ES_ECONFIG || rc == ES_ENOTFOUND || rc == ES_EPROTOCOL ? ES_OK : rc;
+        }
+        size_t k;
+        json_t *kid;
+        json_array_foreach(kids, k, kid)
+        {
+            if (!json_is_object(kid)) {
+                continue;
+            }
+            json_t *cd = json_deep_copy(kid);
+            /* the parent's key values (single key: the id itself) */
+            if (json_array_size(pkeys) == 1) {
+                const char *pk = json_string_value(json_array_get(pkeys, 0));
+                if (!json_object_get(cd, pk)) {
+                    json_object_set_new(cd, pk, json_string(id));
+                }
+            }
+            char *cid = record_key(cset, cd);
+            struct es_write_result cr;
+            memset(&cr, 0, sizeof cr);
+            es_err_clear(&e);
+            if (cid) {
+                rc = update_entity(ctx, csvc, cset, deep_navs[i].child, cid, cd, &cr, &e);
+            } else {
+                /* a new child: created through the parent's navigation property */
+                struct es_write cw = {.key = "child", .data = cd};
+                struct es_buf np;
+                es_buf_init(&np, 0);
+                (void)es_buf_printf(&np, "%s(", object);
+                (void)es_sap_key_literal(&np, id);
+                (void)es_buf_printf(&np, ")/%s", deep_navs[i].nav);
+                rc = create_at(ctx, csvc, cset, deep_navs[i].child, np.data, &cw, &cr, &e);
+                es_buf_release(&np);
+            }
+            json_decref(cd);
+            es_free(cid);
+            if (rc != ES_OK) {
+                es_err_set(err, e.code, "%s", e.msg);
+                if (err) {
+                    es_err_remote(err, e.http_status, e.remote_code, e.remote_msg);
+                }
+                es_write_results_release(&cr, 1);
+                return rc;
+            }
+            if (cr.code != ES_OK) {
+                struct es_err ce = cr.err;
+                es_err_prefix(&ce, "%s %s updated, %s[%zu] failed", object, id, deep_navs[i].nav,
+                              k);
+                fail_result(r, &ce);
+                es_free(r->target_id);
+                r->target_id = NULL;
+                es_write_results_release(&cr, 1);
+                return ES_OK;
+            }
+            es_write_results_release(&cr, 1);
+        }
+    }
+    return ES_OK;
+}
+
+static int do_update(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
+                     const char *id, const struct es_write *w, struct es_write_result *r,
+                     struct es_err *err)
+{
+    int rc = update_entity(ctx, svc, set, object, id, w->data, r, err);
+    if (rc == ES_OK && r->code == ES_OK) {
+        rc = update_children(ctx, set, object, id, w->data, r, err);
+    }
+    return rc;
+}
+
 static int do_delete(struct sap_ctx *ctx, const char *svc, const char *object, const char *id,
                      struct es_write_result *r, struct es_err *err)
 {
@@ -1344,7 +1482,7 @@ static int do_delete(struct sap_ctx *ctx, const char *svc, const char *object, c
     es_buf_release(&p);
     struct es_http_resp resp;
     es_http_resp_init(&resp, ctx->http);
-    int rc = modify(ctx, svc, "DELETE", url, NULL, "*", &resp, err);
+    int rc = modify(ctx, svc, "DELETE", url, NULL, "*", NULL, &resp, err);
     if (rc == ES_OK) {
         struct es_err e;
         es_err_clear(&e);
@@ -1360,6 +1498,339 @@ static int do_delete(struct sap_ctx *ctx, const char *svc, const char *object, c
     return rc;
 }
 
+/* ---- $batch ------------------------------------------------------------------------- */
+
+/* The boundary parameter of a multipart content type (case kept). */
+static int boundary_of(const char *ctype, char *out, size_t cap)
+{
+    const char *b = ctype ? strstr(ctype, "boundary=") : NULL;
+    if (!b) {
+        return 0;
+    }
+    b += 9;
+    int quoted = *b == '"';
+    b += quoted;
+    size_t n = 0;
+    while (b[n] && b[n] != (quoted ? '"' : ';') && !(!quoted && (b[n] == ' ' || b[n] == '\r'))) {
+        n++;
+    }
+    if (!n || n >= cap) {
+        return 0;
+    }
+    memcpy(out, b, n);
+    out[n] = '\0';
+    return 1;
+}
+
+/* Finds the end of the header block at p: *hl = header length, *sl = separator length. */
+static void head_split(const char *p, const char *end, size_t *hl, size_t *sl)
+{
+    for (const char *q = p; q < end; q++) {
+        if (end - q >= 4 && !memcmp(q, "\r\n\r\n", 4)) {
+            *hl = (size_t)(q - p), *sl = 4;
+            return;
+        }
+        if (end - q >= 2 && !memcmp(q, "\n\n", 2)) {
+            *hl = (size_t)(q - p), *sl = 2;
+            return;
+        }
+    }
+    *hl = (size_t)(end - p), *sl = 0;
+}
+
+int es_sap_multipart_split(const char *p, size_t len, const char *boundary,
+                           struct es_sap_part *parts, size_t max)
+{
+    const char *end = p + len;
+    char delim[160];
+    int dn = snprintf(delim, sizeof delim, "--%s", boundary);
+    if (dn <= 2 || (size_t)dn >= sizeof delim) {
+        return -1;
+    }
+    size_t dl = (size_t)dn;
+    const char *cur = memmem(p, len, delim, dl);
+    size_t n = 0;
+    while (cur) {
+        cur += dl;
+        if (end - cur >= 2 && cur[0] == '-' && cur[1] == '-') {
+            return (int)n; /* closing delimiter */
+        }
+        while (cur < end && (*cur == ' ' || *cur == '\t' || *cur == '\r')) {
+            cur++;
+        }
+        if (cur < end && *cur == '\n') {
+            cur++;
+        }
+        const char *next = memmem(cur, (size_t)(end - cur), delim, dl);
+        if (!next || n >= max) {
+            return -1; /* cut short, or more parts than expected */
+        }
+        const char *pe = next;
+        if (pe > cur && pe[-1] == '\n') {
+            pe--;
+        }
+        if (pe > cur && pe[-1] == '\r') {
+            pe--;
+        }
+        size_t hl, sl;
+        head_split(cur, pe, &hl, &sl);
+        parts[n].head = cur;
+        parts[n].head_len = hl;
+        parts[n].body = cur + hl + sl;
+        parts[n].body_len = (size_t)(pe - parts[n].body);
+        n++;
+        cur = next;
+    }
+    return -1;
+}
+
+/* A header's value in a raw header block (copied, case kept). */
+static int head_value(const char *h, size_t len, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *end = h + len;
+    for (const char *line = h; line < end;) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        eol = eol ? eol : end;
+        if ((size_t)(eol - line) > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (v < eol && *v == ' ') {
+                v++;
+            }
+            size_t n = (size_t)(eol - v);
+            while (n && (v[n - 1] == '\r' || v[n - 1] == ' ')) {
+                n--;
+            }
+            n = n < cap ? n : cap - 1;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return 1;
+        }
+        line = eol + 1;
+    }
+    return 0;
+}
+
+int es_sap_http_message(const char *p, size_t len, struct es_http_resp *r)
+{
+    const char *end = p + len;
+    int status = 0;
+    if (len < 12 || strncmp(p, "HTTP/1.", 7) != 0 || sscanf(p + 8, " %3d", &status) != 1 ||
+        status < 100 || status > 599) {
+        return ES_EPROTOCOL;
+    }
+    const char *eol = memchr(p, '\n', len);
+    if (!eol) {
+        return ES_EPROTOCOL;
+    }
+    const char *h = eol + 1;
+    size_t hl, sl;
+    head_split(h, end, &hl, &sl);
+    r->status = status;
+    r->content_type[0] = '\0';
+    es_buf_reset(&r->hdrs);
+    es_buf_reset(&r->body);
+    long long clen = -1;
+    for (const char *line = h; line < h + hl;) {
+        const char *le = memchr(line, '\n', (size_t)(h + hl - line));
+        le = le ? le : h + hl;
+        const char *colon = memchr(line, ':', (size_t)(le - line));
+        if (colon) {
+            const char *v = colon + 1;
+            const char *ve = le;
+            while (v < ve && *v == ' ') {
+                v++;
+            }
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) {
+                ve--;
+            }
+            for (const char *c = line; c < colon; c++) {
+                (void)es_buf_putc(&r->hdrs, (char)tolower((unsigned char)*c));
+            }
+            (void)es_buf_putc(&r->hdrs, '\0');
+            (void)es_buf_append(&r->hdrs, v, (size_t)(ve - v));
+            (void)es_buf_putc(&r->hdrs, '\0');
+            if ((size_t)(colon - line) == 12 && strncasecmp(line, "content-type", 12) == 0) {
+                size_t m = (size_t)(ve - v);
+                m = m < sizeof r->content_type ? m : sizeof r->content_type - 1;
+                for (size_t i = 0; i < m; i++) {
+                    r->content_type[i] = (char)tolower((unsigned char)v[i]);
+                }
+                r->content_type[m] = '\0';
+            } else if ((size_t)(colon - line) == 14 &&
+                       strncasecmp(line, "content-length", 14) == 0) {
+                clen = strtoll(v, NULL, 10);
+            }
+        }
+        line = le + 1;
+    }
+    const char *body = h + hl + sl;
+    size_t blen = sl ? (size_t)(end - body) : 0;
+    if (clen >= 0 && (size_t)clen <= blen) {
+        blen = (size_t)clen;
+    } else if (clen >= 0) {
+        return ES_EPROTOCOL; /* the part is shorter than it says */
+    }
+    return blen ? es_buf_append(&r->body, body, blen) : ES_OK;
+}
+
+/* One write waiting for the $batch: a create or an update (with the ETag read before). */
+struct pend {
+    size_t idx;
+    int update;
+    char *id;
+    char *etag;
+    char *body;
+};
+
+static void pend_free(struct pend *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        es_free(p[i].id);
+        es_free(p[i].etag);
+        free(p[i].body); /* checksrc: ok (jansson allocates with malloc) */
+    }
+    es_free(p);
+}
+
+/* Sends the pending writes as one $batch, one change set per record (so one failure rolls
+ * back only its own record), and maps the answers back in order. A service without $batch
+ * (404, 405, 501) gets the records one by one. */
+static int run_batch(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
+                     const struct es_write *in, struct pend *pd, size_t np,
+                     struct es_write_result *results, struct es_err *err)
+{
+    static unsigned long seq;
+    char bnd[64];
+    snprintf(bnd, sizeof bnd, "batch_%llx_%lu", (unsigned long long)es_clock_wall_ms(), ++seq);
+    struct es_buf b;
+    es_buf_init(&b, 0);
+    for (size_t k = 0; k < np; k++) {
+        const struct pend *p = &pd[k];
+        (void)es_buf_printf(&b,
+                            "--%s\r\nContent-Type: multipart/mixed; boundary=c_%s_%zu\r\n\r\n"
+                            "--c_%s_%zu\r\nContent-Type: application/http\r\n"
+                            "Content-Transfer-Encoding: binary\r\nContent-ID: %zu\r\n\r\n",
+                            bnd, bnd, k, bnd, k, k + 1);
+        if (p->update) {
+            (void)es_buf_printf(&b, "PATCH %s(", object);
+            (void)es_sap_key_literal(&b, p->id);
+            (void)es_buf_printf(&b, ") HTTP/1.1\r\nIf-Match: %s\r\n", p->etag ? p->etag : "*");
+        } else {
+            (void)es_buf_printf(&b, "POST %s HTTP/1.1\r\n", object);
+        }
+        size_t bl = p->body ? strlen(p->body) : 0;
+        (void)es_buf_printf(&b,
+                            "Content-Type: application/json\r\nAccept: application/json\r\n"
+                            "Content-Length: %zu\r\n\r\n%s\r\n--c_%s_%zu--\r\n",
+                            bl, p->body ? p->body : "", bnd, k);
+    }
+    (void)es_buf_printf(&b, "--%s--\r\n", bnd);
+    char ctype[100];
+    snprintf(ctype, sizeof ctype, "multipart/mixed; boundary=%s", bnd);
+    char *url = svc_url(ctx, svc, "$batch", 0);
+    struct es_http_resp resp;
+    es_http_resp_init(&resp, ctx->http);
+    int rc = modify(ctx, svc, "POST", url, b.data, NULL, ctype, &resp, err);
+    es_free(url);
+    es_buf_release(&b);
+    if (rc != ES_OK) {
+        es_http_resp_release(&resp);
+        return rc;
+    }
+    if (resp.status == 404 || resp.status == 405 || resp.status == 501) {
+        struct es_log_ctx lctx = {NULL, ctx->c->cfg->name};
+        es_log(&lctx, ES_LOG_INFO, "service %s has no $batch (HTTP %ld); writing one by one", svc,
+               resp.status);
+        ctx->no_batch = 1;
+        es_http_resp_release(&resp);
+        for (size_t k = 0; k < np && rc == ES_OK; k++) {
+            struct es_write_result *r = &results[pd[k].idx];
+            rc = pd[k].update ? do_update(ctx, svc, set, object, pd[k].id, &in[pd[k].idx], r, err)
+                              : do_create(ctx, svc, set, object, &in[pd[k].idx], r, err);
+        }
+        return rc;
+    }
+    struct es_err e;
+    es_err_clear(&e);
+    char rb[128];
+    struct es_sap_part *parts = es_xcalloc(np + 1, sizeof *parts);
+    int nparts = -1;
+    if (es_http_check(ctx->http, &resp, 0, "POST $batch", &e) == ES_OK) {
+        if (!boundary_of(es_http_resp_header(&resp, "content-type"), rb, sizeof rb)) {
+            es_err_set(&e, ES_EPROTOCOL, "$batch answered HTTP %ld without a multipart body",
+                       resp.status);
+        } else if ((nparts = es_sap_multipart_split(resp.body.data ? resp.body.data : "",
+                                                    resp.body.len, rb, parts, np + 1)) < 0) {
+            es_err_set(&e, ES_EPROTOCOL, "$batch answer is not a complete multipart body");
+        }
+    }
+    for (size_t k = 0; k < np; k++) {
+        struct es_write_result *r = &results[pd[k].idx];
+        if (nparts < 0) {
+            fail_result(r, &e); /* the batch as a whole was refused or unreadable */
+            continue;
+        }
+        struct es_err pe;
+        es_err_clear(&pe);
+        struct es_http_resp sr;
+        es_http_resp_init(&sr, ctx->http);
+        int prc = ES_EPROTOCOL;
+        if (k < (size_t)nparts) {
+            const struct es_sap_part *pt = &parts[k];
+            char pct[200], cb[128];
+            struct es_sap_part inner;
+            if (head_value(pt->head, pt->head_len, "Content-Type", pct, sizeof pct) &&
+                strncasecmp(pct, "multipart/mixed", 15) == 0) {
+                /* a change set that succeeded: its one operation */
+                if (boundary_of(pct, cb, sizeof cb) &&
+                    es_sap_multipart_split(pt->body, pt->body_len, cb, &inner, 1) == 1) {
+                    prc = es_sap_http_message(inner.body, inner.body_len, &sr);
+                }
+            } else {
+                prc = es_sap_http_message(pt->body, pt->body_len, &sr);
+            }
+        }
+        if (prc != ES_OK) {
+            es_err_set(&pe, ES_EPROTOCOL, "$batch answer has no readable response for record %zu",
+                       pd[k].idx + 1);
+            fail_result(r, &pe);
+        } else if (!pd[k].update) {
+            finish_create(ctx, svc, set, object, &sr, r);
+        } else if (sr.status == 412) {
+            /* changed since our read: the single path reads again and tries once more */
+            es_http_resp_release(&sr);
+            rc = do_update(ctx, svc, set, object, pd[k].id, &in[pd[k].idx], r, err);
+            if (rc != ES_OK) {
+                break;
+            }
+            continue;
+        } else if (es_http_check(ctx->http, &sr, 0, "PATCH update", &pe) != ES_OK) {
+            fail_result(r, &pe);
+        } else {
+            r->code = ES_OK;
+            r->created = 0;
+            r->target_id = es_xstrdup(pd[k].id);
+        }
+        es_http_resp_release(&sr);
+    }
+    es_free(parts);
+    es_http_resp_release(&resp);
+    return rc;
+}
+
+/* Whether data carries children of a navigation property we update through its own set. */
+static int has_deep(const char *object, json_t *data)
+{
+    for (size_t i = 0; i < ES_ARRAY_LEN(deep_navs); i++) {
+        if (strcmp(deep_navs[i].parent, object) == 0 &&
+            json_array_size(nav_list(json_object_get(data, deep_navs[i].nav)))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int sap_write_batch(struct es_conn *c, const char *object, enum es_write_op op,
                            const char *external_id, const struct es_write *in, size_t n,
                            struct es_write_result *results, struct es_err *err)
@@ -1371,6 +1842,11 @@ static int sap_write_batch(struct es_conn *c, const char *object, enum es_write_
     if (rc == ES_OK && external_id && !valid_set(external_id)) {
         rc = es_err_set(err, ES_EINVAL, "'%s' is not a field name", external_id);
     }
+    /* several creates/updates: collected, then sent as one $batch */
+    int use_batch = n > 1 && ctx->batch && !ctx->no_batch && op != ES_WRITE_DELETE;
+    struct pend *pd = use_batch ? es_xcalloc(n, sizeof *pd) : NULL;
+    size_t np = 0;
+    json_t *matches = json_object();
     size_t i = 0;
     for (; rc == ES_OK && i < n; i++) {
         struct es_write_result *r = &results[i];
@@ -1386,6 +1862,21 @@ static int sap_write_batch(struct es_conn *c, const char *object, enum es_write_
         }
         struct es_err e;
         es_err_clear(&e);
+        if (use_batch && match && json_object_get(matches, match)) {
+            /* the same external id twice: the first must exist before the second looks */
+            rc = run_batch(ctx, svc, set, object, in, pd, np, results, err);
+            pend_free(pd, np);
+            pd = es_xcalloc(n, sizeof *pd);
+            np = 0;
+            json_object_clear(matches);
+            if (rc != ES_OK) {
+                es_free(id);
+                break;
+            }
+        }
+        if (use_batch && match) {
+            json_object_set_new(matches, match, json_true());
+        }
         if (!id && match && external_id && op != ES_WRITE_DELETE) {
             /* Idempotency: a create retried after a timeout finds the first one. */
             int frc = find_by_external(ctx, svc, set, object, external_id, match, &id, &e);
@@ -1415,15 +1906,41 @@ static int sap_write_batch(struct es_conn *c, const char *object, enum es_write_
             } else {
                 rc = do_delete(ctx, svc, object, id, r, err);
             }
+        } else if (id && op != ES_WRITE_CREATE && use_batch && !has_deep(object, w->data)) {
+            /* the ETag now, the PATCH in the $batch */
+            json_t *cur = NULL;
+            char *etag = NULL;
+            int grc = read_entity(ctx, svc, object, id, &cur, &etag, &e);
+            json_decref(cur);
+            if (grc == ES_ENOTFOUND || grc == ES_EPROTOCOL) {
+                fail_result(r, &e);
+                es_free(etag);
+            } else if (grc != ES_OK) {
+                es_err_set(err, e.code, "%s", e.msg);
+                es_free(etag);
+                rc = grc;
+            } else {
+                json_t *ub = update_body(w->data, set);
+                pd[np++] = (struct pend){i, 1, id, etag, json_dumps(ub, JSON_COMPACT)};
+                json_decref(ub);
+                id = NULL;
+            }
         } else if (id && op != ES_WRITE_CREATE) {
             rc = do_update(ctx, svc, set, object, id, w, r, err);
         } else if (op == ES_WRITE_UPDATE) {
             r->code = es_err_set(&r->err, ES_ENOTFOUND, "update of %s without a known key", object);
+        } else if (use_batch) {
+            pd[np++] = (struct pend){i, 0, NULL, NULL, json_dumps(w->data, JSON_COMPACT)};
         } else {
             rc = do_create(ctx, svc, set, object, w, r, err);
         }
         es_free(id);
     }
+    if (rc == ES_OK && np) {
+        rc = run_batch(ctx, svc, set, object, in, pd, np, results, err);
+    }
+    pend_free(pd, np);
+    json_decref(matches);
     if (rc != ES_OK) {
         /* The batch as a whole failed (network, auth): every unfinished record carries it. */
         struct es_err whole;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "connectors/http.h"
 #include "core/buf.h"
 #include "core/err.h"
 
@@ -38,6 +39,20 @@ int es_sap_key_literal(struct es_buf *b, const char *key);
  * the first distinct errordetails message). Returns 1 when one was found. */
 int es_sap_error_parse(const char *body, size_t len, char *code, size_t code_cap, char *msg,
                        size_t msg_cap);
+/* One part of a multipart body (borrowed pointers into it). */
+struct es_sap_part {
+    const char *head, *body;
+    size_t head_len, body_len;
+};
+/* Splits a multipart body by "--boundary" lines into at most max parts. Returns the number
+ * of parts, or -1 when the closing delimiter is missing (cut short) or there are more. */
+int es_sap_multipart_split(const char *p, size_t len, const char *boundary,
+                           struct es_sap_part *parts, size_t max);
+/* Parses an embedded HTTP response ("HTTP/1.1 201 Created", headers, body; a $batch part)
+ * into r (status, content_type, hdrs, body; r initialised by the caller). ES_EPROTOCOL when
+ * it is not one or shorter than its Content-Length. */
+ES_NODISCARD int es_sap_http_message(const char *p, size_t len, struct es_http_resp *r);
+
 /* FNV-1a 64-bit fingerprint of a record (object keys sorted, __metadata and __deferred
  * navigation stubs ignored) as 16 hex digits into out[17]. */
 void es_sap_fingerprint(json_t *record, char out[17]);
