@@ -382,8 +382,18 @@ static void sqlite_close(struct es_store *base)
     es_free(s);
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation (several per statement);
+ * nothing here reads them. Only possible before SQLite initialises: if another part of the
+ * process used SQLite first, the call fails and the default stays. */
+static void configure_once(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sqlite_open(const char *path, struct es_store **out, struct es_err *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, configure_once);
     *out = NULL;
     struct sqlite_store *s = es_xcalloc(1, sizeof *s);
     s->base.abi = ES_STORE_ABI;
