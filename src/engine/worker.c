@@ -103,6 +103,15 @@ static void fail_item(struct worker *w, struct flow_rt *rt, struct item *it, str
            it->err.msg);
 }
 
+/* The version mark of a change that only repeats a failed write-back. */
+#define WB_MARK "+wb"
+
+static int is_followup(const struct es_change *ch)
+{
+    const char *m = ch->version ? strstr(ch->version, WB_MARK) : NULL;
+    return m && m[strlen(WB_MARK)] >= '0' && m[strlen(WB_MARK)] <= '9';
+}
+
 static void fp_add(struct item *it, const char *entity, const char *system, const char *id,
                    const char *fp)
 {
@@ -228,6 +237,26 @@ static int skip_unchanged(struct es_engine *e, struct mdm_ctx *m, struct item *i
     return 1;
 }
 
+/* A follow-up change: write the target id back again, nothing else. The echo of that
+ * write maps to what the target holds now (its fingerprint slot). */
+static void followup_item(struct es_engine *e, struct mdm_ctx *m, struct item *it,
+                          struct es_outcome *o, const char *entity)
+{
+    o->state = ES_CHANGE_DONE;
+    if (!it->target_id || !m->mf.writeback) {
+        o->note = "write-back: nothing to write back (no target id or no write-back field)";
+        return;
+    }
+    char *fp = NULL;
+    if (es_store_fingerprint_get(e->store, entity, m->mf.flow->to, it->target_id, &fp, NULL) ==
+        ES_OK) {
+        es_strlcpy(it->fp, fp, sizeof it->fp);
+    }
+    es_free(fp);
+    o->note = "write-back repeated";
+    it->wbid = it->target_id;
+}
+
 /* Writes the target ids back into the source records (one call for the batch). A failure
  * after this batch's target write re-enqueues the change (its xref is then recorded, so the
  * retry is a no-op that only repeats the write-back); a failure on the no-op path fails the
@@ -300,9 +329,11 @@ static void write_back(struct worker *w, struct flow_rt *rt, struct mdm_ctx *m, 
     es_free(wbw);
 }
 
-/* Re-enqueues the changes whose write-back failed after their target write (same payload,
- * a new version). On failure they fail as a whole instead: the retry writes the target
- * again, idempotently. */
+/* Re-enqueues the changes whose write-back failed after their target write (same key, a
+ * version marked WB_MARK). Such a follow-up change only repeats the write-back: its payload
+ * is never written to the target again (a newer change of the record may have been written
+ * meanwhile). If the enqueue fails the changes fail as a whole instead: the retry writes the
+ * target again, idempotently. */
 static void enqueue_followups(struct es_engine *e, const struct es_flow_cfg *f, struct item *items,
                               size_t n, int64_t now)
 {
@@ -321,7 +352,7 @@ static void enqueue_followups(struct es_engine *e, const struct es_flow_cfg *f, 
         if (!items[i].followup) {
             continue;
         }
-        versions[k] = es_xasprintf("%s+wb%" PRId64, ch->version ? ch->version : "", now);
+        versions[k] = es_xasprintf("%s" WB_MARK "%" PRId64, ch->version ? ch->version : "", now);
         in[k] =
             (struct es_change_in){f->name, ch->key, versions[k], 0, ch->payload, ch->payload_len};
         k++;
@@ -425,6 +456,10 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
         if (es_store_xref_lookup(e->store, ent->name, f->from, ch[i].key, f->to, &tid, NULL) ==
             ES_OK) {
             it->target_id = tid;
+        }
+        if (!ch[i].deleted && is_followup(&ch[i])) {
+            followup_item(e, &m, it, &outs[i], ent->name);
+            continue;
         }
         if (!ch[i].deleted) {
             json_error_t jerr;
