@@ -88,6 +88,7 @@ static void test_ownership(void **state)
     assert_null(es_mdm_owner(&mf, "PartnerName"));
     assert_null(es_mdm_owner(&mf, "Ref"));
     assert_false(mf.target_is_sor);
+    assert_true(es_mdm_update_trims(&mf)); /* CreditLimit is the ERP's own */
     assert_ptr_equal(mf.reverse, es_config_flow(cfg, "to-crm"));
     es_mdm_flow_release(&mf);
 
@@ -100,6 +101,30 @@ static void test_ownership(void **state)
 }
 
 /* Creates write everything; updates drop what the target (another system) owns. */
+/* No owners, not into the system of record: updates are written as mapped; a disabled
+ * flow is no reverse flow. */
+static void test_plain_flow(void **state)
+{
+    (void)state;
+    struct es_config *cfg = load("", "");
+    struct es_mdm_flow mf;
+    es_mdm_flow_init(&mf, cfg, es_config_flow(cfg, "to-erp"));
+    assert_false(es_mdm_update_trims(&mf));
+    struct es_mdm_plan p;
+    json_t *r = record();
+    es_mdm_plan_write(&mf, 1, r, NULL, &p);
+    assert_int_equal(p.action, ES_MDM_WRITE);
+    assert_int_equal(json_object_size(r), 5);
+    json_decref(r);
+    es_mdm_flow_release(&mf);
+    es_config_free(cfg);
+
+    cfg = load("", "");
+    ((struct es_flow_cfg *)es_config_flow(cfg, "to-crm"))->enabled = 0;
+    assert_null(es_mdm_reverse_flow(cfg, es_config_flow(cfg, "to-erp")));
+    es_config_free(cfg);
+}
+
 static void test_plan_not_sor(void **state)
 {
     (void)state;
@@ -270,9 +295,8 @@ static void test_writeback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ownership),
-        cmocka_unit_test(test_plan_not_sor),
-        cmocka_unit_test(test_plan_into_sor),
+        cmocka_unit_test(test_ownership),    cmocka_unit_test(test_plain_flow),
+        cmocka_unit_test(test_plan_not_sor), cmocka_unit_test(test_plan_into_sor),
         cmocka_unit_test(test_writeback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
