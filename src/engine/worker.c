@@ -126,7 +126,7 @@ static void mdm_init(struct mdm_ctx *m, struct es_engine *e, const struct es_flo
     es_mdm_flow_init(&m->mf, e->cfg, f);
     es_mdm_echo_system(f->from, m->echo_from, sizeof m->echo_from);
     es_mdm_echo_system(f->to, m->echo_to, sizeof m->echo_to);
-    m->trims = es_mdm_update_trims(&m->mf);
+    m->trims = m->mf.trims;
     for (size_t i = 0; m->mf.reverse && i < e->nflows; i++) {
         if (e->flows[i].cfg == m->mf.reverse && e->flows[i].map) {
             m->rev = &e->flows[i];
@@ -258,9 +258,9 @@ static void followup_item(struct es_engine *e, struct mdm_ctx *m, struct item *i
 }
 
 /* Writes the target ids back into the source records (one call for the batch). A failure
- * after this batch's target write re-enqueues the change (its xref is then recorded, so the
- * retry is a no-op that only repeats the write-back); a failure on the no-op path fails the
- * change like any write. */
+ * after this batch's target write keeps the change done and re-enqueues it as a follow-up
+ * change that only repeats the write-back (enqueue_followups); a failure of a write-back
+ * without a target write (no-op path, follow-up) fails the change like any write. */
 static void write_back(struct worker *w, struct flow_rt *rt, struct mdm_ctx *m, struct item *items,
                        struct es_outcome *outs, size_t n, const char *entity)
 {
