@@ -96,10 +96,13 @@ struct es__req {
     size_t nflows;   /* flows of the hook that take it */
     struct MHD_Connection *conn;
     struct es_batch batch;
-    /* The fast path of the generic JSON shape: changes as spans into body (keys and versions
-     * NUL-terminated in place), flow set by the engine. */
+    /* What the batcher enqueues, in arrival order (flow set by the engine): spans into body
+     * on the fast path of the generic JSON shape (keys and versions NUL-terminated in place),
+     * else views of batch with the payloads and computed versions below (owned). */
     struct es_change_in *chg;
     size_t nchg;
+    char **payloads; /* [nchg] jansson text (free), or NULL on the fast path */
+    char **versions; /* [nchg] es_free, or NULL */
     struct es_http_reply reply;
     int rc;
     struct es_err err;

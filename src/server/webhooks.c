@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
@@ -132,34 +133,20 @@ static int takes(const struct es_server *srv, size_t i, const char *object)
  * that takes them, in one engine enqueue. */
 static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es__req *list)
 {
-    size_t total = 0, nslow = 0, nfast = 0;
+    size_t total = 0;
     for (struct es__req *r = list; r; r = r->next) {
-        nslow += r->batch.count;
-        nfast += r->nchg;
+        total += r->nchg;
     }
-    total = nslow + nfast;
-    /* A view of every record of these requests, in arrival order: the entries are shallow
-     * copies (the strings, JSON and body text stay owned by each request). */
-    struct es_batch all = {0};
-    struct es_change_in *allc = NULL;
-    if (nslow) {
-        all.items = es_xmalloc(nslow * sizeof *all.items);
-    }
-    if (nfast) {
-        allc = es_xmalloc(nfast * sizeof *allc);
-    }
+    /* Every change of these requests, in arrival order: shallow copies (the strings stay
+     * owned by each request). */
+    struct es_change_in *allc = es_xmalloc((total ? total : 1) * sizeof *allc);
     size_t kc = 0;
     for (struct es__req *r = list; r; r = r->next) {
-        if (r->batch.count) {
-            memcpy(all.items + all.count, r->batch.items, r->batch.count * sizeof *all.items);
-            all.count += r->batch.count;
-        }
         if (r->nchg) {
             memcpy(allc + kc, r->chg, r->nchg * sizeof *allc);
             kc += r->nchg;
         }
     }
-    all.cap = all.count;
     struct es_engine_part stack[8];
     struct es_engine_part *parts =
         hook->nflows <= 8 ? stack : es_xmalloc(hook->nflows * sizeof *parts);
@@ -167,9 +154,9 @@ static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es_
     for (size_t i = 0; i < hook->nflows; i++) {
         if (takes(srv, hook->flows[i], list->object)) {
             parts[nparts].flow = srv->cfg->flows[hook->flows[i]].name;
-            parts[nparts].records = nslow ? &all : NULL;
+            parts[nparts].records = NULL;
             parts[nparts].changes = allc;
-            parts[nparts].nchanges = nfast;
+            parts[nparts].nchanges = total;
             nparts++;
         }
     }
@@ -179,7 +166,6 @@ static void commit_hook(struct es_server *srv, struct es__hook *hook, struct es_
     if (parts != stack) {
         es_free(parts);
     }
-    es_free(all.items);
     es_free(allc);
     __atomic_fetch_add(&srv->commits, 1, __ATOMIC_RELAXED);
     if (rc == ES_OK) {
@@ -265,6 +251,17 @@ void es__webhooks_stop(struct es_server *srv)
 
 void es__webhook_release(struct es__req *req)
 {
+    for (size_t i = 0; i < req->nchg; i++) {
+        if (req->payloads) {
+            free(req->payloads[i]); /* checksrc: ok (jansson allocates with malloc) */
+        }
+        if (req->versions) {
+            es_free(req->versions[i]);
+        }
+    }
+    es_free(req->payloads);
+    es_free(req->versions);
+    req->payloads = req->versions = NULL;
     es_batch_release(&req->batch);
     es_free(req->chg);
     req->chg = NULL;
@@ -307,6 +304,39 @@ static int fast_json(struct es__req *req)
     return n > 0;
 }
 
+/* The records of req->batch as changes (payload text and, when a connector gave none, a
+ * content version computed here, on the request's thread rather than the batcher's). */
+static void batch_changes(struct es__req *req)
+{
+    size_t n = req->batch.count;
+    if (n == 0) {
+        return;
+    }
+    req->chg = es_xcalloc(n, sizeof *req->chg);
+    req->payloads = es_xcalloc(n, sizeof *req->payloads);
+    req->versions = es_xcalloc(n, sizeof *req->versions);
+    req->nchg = n;
+    for (size_t i = 0; i < n; i++) {
+        const struct es_record *r = &req->batch.items[i];
+        struct es_change_in *c = &req->chg[i];
+        c->key = r->key;
+        c->deleted = r->deleted;
+        if (r->data) {
+            req->payloads[i] = json_dumps(r->data, JSON_COMPACT | JSON_ENCODE_ANY);
+            c->payload = req->payloads[i];
+            c->payload_len = c->payload ? strlen(c->payload) : 0;
+        }
+        if (r->version && *r->version) {
+            c->version = r->version;
+        } else {
+            char h[17];
+            es_engine_json_hash(r->data, h);
+            req->versions[i] = es_xasprintf("%s%s", r->deleted ? "deleted-" : "", h);
+            c->version = req->versions[i];
+        }
+    }
+}
+
 /* The answer once the batcher has committed (or failed to commit) the request. */
 static enum MHD_Result answer(struct es_server *srv, struct MHD_Connection *conn,
                               struct es__req *req)
@@ -328,12 +358,10 @@ static enum MHD_Result answer(struct es_server *srv, struct MHD_Connection *conn
     } else if (hook->sys->webhook.format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
         mr = es__reply(srv, conn, req, 200, "text/xml; charset=utf-8",
                        es_xstrdup(es_webhook_outbound_ack), strlen(es_webhook_outbound_ack));
-    } else if (req->batch.count + req->nchg == 1 && req->nflows < ES__RECEIPTS &&
-               hook->receipt1[req->nflows]) {
+    } else if (req->nchg == 1 && req->nflows < ES__RECEIPTS && hook->receipt1[req->nflows]) {
         mr = es__reply_ready(srv, conn, req, 202, hook->receipt1[req->nflows]);
     } else {
-        char *body = es_xasprintf("{\"accepted\":%zu,\"flows\":%zu}", req->batch.count + req->nchg,
-                                  req->nflows);
+        char *body = es_xasprintf("{\"accepted\":%zu,\"flows\":%zu}", req->nchg, req->nflows);
         mr = es__reply(srv, conn, req, 202, "application/json", body, strlen(body));
     }
     observe(hook, req);
@@ -388,6 +416,9 @@ enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection 
     if (rc != ES_OK) {
         return refuse(srv, conn, req, status_of(e.code), &e);
     }
+    if (!req->chg) {
+        batch_changes(req);
+    }
     if (hook->has_parse || wh->format == ES_WEBHOOK_OUTBOUND_MESSAGE) {
         (void)es_webhook_object(wh->format, req->body.data, req->body.len, req->object,
                                 sizeof req->object);
@@ -396,12 +427,12 @@ enum MHD_Result es__webhook_handle(struct es_server *srv, struct MHD_Connection 
     for (size_t i = 0; i < hook->nflows; i++) {
         req->nflows += (size_t)takes(srv, hook->flows[i], req->object);
     }
-    if (req->batch.count + req->nchg == 0 || req->nflows == 0) {
+    if (req->nchg == 0 || req->nflows == 0) {
         /* Nothing to keep (a CDC gap event), or no realtime flow reads this object. */
         if (req->nflows == 0) {
             struct es_log_ctx lc = {NULL, hook->sys->name};
             es_log(&lc, ES_LOG_DEBUG, "webhook %s: no realtime flow reads %s; %zu records ignored",
-                   wh->path, req->object, req->batch.count + req->nchg);
+                   wh->path, req->object, req->nchg);
         }
         req->state = 2;
         req->rc = ES_OK;

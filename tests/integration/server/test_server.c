@@ -613,6 +613,26 @@ static void test_multi_flow_atomic(void **state)
     es_free(r.body);
     assert_int_equal(journal_count(FLOW, ES_CHANGE_STATE_LAST), ok0 + 2);
     assert_int_equal(journal_count(BAD, ES_CHANGE_STATE_LAST), bad0 + 2);
+    /* A body the fast scan leaves to the full parser (integer id, no version, escaped id):
+     * the same one commit for both flows, the version computed from the content. */
+    r = hook("{\"records\":[{\"id\":17,\"data\":{\"Name\":\"Slow\"}},"
+             "{\"id\":\"T\\u00e9\",\"version\":\"1\",\"data\":{\"Name\":\"E\"}}]}");
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"accepted\":2,\"flows\":2"));
+    es_free(r.body);
+    assert_int_equal(journal_count(FLOW, ES_CHANGE_STATE_LAST), ok0 + 4);
+    assert_int_equal(journal_count(BAD, ES_CHANGE_STATE_LAST), bad0 + 4);
+    struct es_change_filter f = {BAD, ES_CHANGE_STATE_LAST, 0, 1000};
+    struct es_change *rows = NULL;
+    size_t n = 0;
+    struct es_err e;
+    es_err_clear(&e);
+    assert_int_equal(es_store_list(es_engine_store(g_eng), &f, &rows, &n, &e), ES_OK);
+    assert_true(n >= 2);
+    assert_string_equal(rows[n - 2].key, "17");
+    assert_true(strlen(rows[n - 2].version) >= 16); /* a content hash */
+    assert_string_equal(rows[n - 1].key, "T\xc3\xa9");
+    es_changes_free(rows, n);
     /* The refusal was counted as a 503 of the hook. */
     r = http("GET", "/metrics", NULL, 0, NULL);
     assert_true(
