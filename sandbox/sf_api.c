@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "core/mem.h"
 #include "sf_int.h"
 
@@ -102,6 +104,99 @@ static void oauth_error(struct sb_resp *resp, int status, const char *err, const
     sb_resp_json(resp, status, json_pack("{s:s,s:s}", "error", err, "error_description", desc));
 }
 
+/* base64url (no padding) into out; returns the length or -1. */
+static long b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap)
+{
+    unsigned v = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d;
+        char ch = s[i];
+        if (ch >= 'A' && ch <= 'Z') {
+            d = ch - 'A';
+        } else if (ch >= 'a' && ch <= 'z') {
+            d = ch - 'a' + 26;
+        } else if (ch >= '0' && ch <= '9') {
+            d = ch - '0' + 52;
+        } else if (ch == '-') {
+            d = 62;
+        } else if (ch == '_') {
+            d = 63;
+        } else {
+            return -1;
+        }
+        v = (v << 6) | (unsigned)d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap) {
+                return -1;
+            }
+            out[o++] = (unsigned char)(v >> bits);
+        }
+    }
+    return (long)o;
+}
+
+/* Checks a JWT bearer assertion like an org with a connected app holding the certificate:
+ * RS256 signature by --jwt-public-key, iss = consumer key, sub = username, aud, exp in the
+ * future. Returns NULL when good, else the OAuth error code; *desc gets the description. */
+static const char *check_assertion(struct sf_ctx *c, const char *jwt, const char **desc)
+{
+    *desc = "invalid assertion";
+    const char *d1 = strchr(jwt, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (!d1 || !d2 || strchr(d2 + 1, '.')) {
+        return "invalid_grant";
+    }
+    unsigned char hdr[512], claims[4096], sig[1024];
+    long hl = b64url_decode(jwt, (size_t)(d1 - jwt), hdr, sizeof hdr - 1);
+    long cl = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), claims, sizeof claims - 1);
+    long sl = b64url_decode(d2 + 1, strlen(d2 + 1), sig, sizeof sig);
+    if (hl <= 0 || cl <= 0 || sl <= 0) {
+        return "invalid_grant";
+    }
+    json_t *h = json_loadb((const char *)hdr, (size_t)hl, 0, NULL);
+    const char *alg = json_string_value(json_object_get(h, "alg"));
+    int rs256 = alg && strcmp(alg, "RS256") == 0;
+    json_decref(h);
+    if (!rs256) {
+        *desc = "invalid assertion: alg must be RS256";
+        return "invalid_grant";
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok =
+        md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, c->jwt_key) == 1 &&
+        EVP_DigestVerify(md, sig, (size_t)sl, (const unsigned char *)jwt, (size_t)(d2 - jwt)) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        *desc = "invalid assertion: signature does not verify";
+        return "invalid_grant";
+    }
+    json_t *cj = json_loadb((const char *)claims, (size_t)cl, 0, NULL);
+    const char *iss = json_string_value(json_object_get(cj, "iss"));
+    const char *sub = json_string_value(json_object_get(cj, "sub"));
+    const char *aud = json_string_value(json_object_get(cj, "aud"));
+    json_t *exp = json_object_get(cj, "exp");
+    const char *code = NULL;
+    if (!iss || strcmp(iss, c->client_id) != 0) {
+        code = "invalid_client_id";
+        *desc = "client identifier invalid";
+    } else if (!sub || strcmp(sub, c->username) != 0) {
+        code = "invalid_grant";
+        *desc = "user hasn't approved this consumer";
+    } else if (!aud || strcmp(aud, c->jwt_audience) != 0) {
+        code = "invalid_grant";
+        *desc = "audience is invalid";
+    } else if (!json_is_integer(exp) || json_integer_value(exp) * 1000 <= sb_now_ms()) {
+        code = "invalid_grant";
+        *desc = "expired assertion";
+    }
+    json_decref(cj);
+    return code;
+}
+
 static void oauth_token(struct sf_ctx *c, const struct sb_req *req, struct sb_resp *resp)
 {
     char grant[64] = "", cid[256] = "", csec[256] = "", user[256] = "", pass[256] = "",
@@ -127,15 +222,26 @@ static void oauth_token(struct sf_ctx *c, const struct sb_req *req, struct sb_re
     int password = strcmp(grant, "password") == 0;
     int cc = strcmp(grant, "client_credentials") == 0;
     int rt = strcmp(grant, "refresh_token") == 0;
-    if (!password && !cc && !rt) {
+    int jwt = strcmp(grant, "urn:ietf:params:oauth:grant-type:jwt-bearer") == 0 && c->jwt_key;
+    if (!password && !cc && !rt && !jwt) {
         oauth_error(resp, 400, "unsupported_grant_type", "grant type not supported");
         return;
     }
-    if (strcmp(cid, c->client_id) != 0) {
+    if (jwt) {
+        char assertion[16384];
+        const char *desc = NULL;
+        const char *bad = sf_query_arg(src, "assertion", assertion, sizeof assertion)
+                              ? check_assertion(c, assertion, &desc)
+                              : "invalid_request";
+        if (bad) {
+            oauth_error(resp, 400, bad, desc ? desc : "assertion is missing");
+            return;
+        }
+    } else if (strcmp(cid, c->client_id) != 0) {
         oauth_error(resp, 400, "invalid_client_id", "client identifier invalid");
         return;
     }
-    if ((cc || password || csec[0]) && strcmp(csec, c->client_secret) != 0) {
+    if (!jwt && (cc || password || csec[0]) && strcmp(csec, c->client_secret) != 0) {
         oauth_error(resp, 400, "invalid_client", "invalid client credentials");
         return;
     }
@@ -161,6 +267,15 @@ static void oauth_token(struct sf_ctx *c, const struct sb_req *req, struct sb_re
     if (password) {
         random_token(newrefresh, 88);
         memcpy(newrefresh, "5Aep8", 5);
+    } else if (rt && c->rotate_refresh) {
+        /* rotation: the token used is spent, a new one is answered */
+        random_token(newrefresh, 88);
+        memcpy(newrefresh, "5Aep8", 5);
+        sqlite3_stmt *up = NULL;
+        sqlite3_prepare_v2(c->db, "UPDATE token SET refresh=NULL WHERE refresh=?1", -1, &up, NULL);
+        sqlite3_bind_text(up, 1, refresh, -1, SQLITE_STATIC);
+        sqlite3_step(up);
+        sqlite3_finalize(up);
     } else if (rt) {
         es_strlcpy(newrefresh, refresh, sizeof newrefresh);
     }
@@ -191,7 +306,7 @@ static void oauth_token(struct sf_ctx *c, const struct sb_req *req, struct sb_re
         json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "access_token", access, "signature", sig.data,
                   "scope", newrefresh[0] ? "refresh_token api" : "api", "instance_url", inst, "id",
                   idurl, "token_type", "Bearer", "issued_at", issued);
-    if (password) {
+    if (password || (rt && c->rotate_refresh)) {
         json_object_set_new(j, "refresh_token", json_string(newrefresh));
     }
     es_buf_release(&sigsrc);

@@ -76,6 +76,9 @@ struct sf_ctx {
     /* options */
     char client_id[128], client_secret[128], username[128], password[128];
     int64_t token_ttl_ms;
+    void *jwt_key;          /* EVP_PKEY of --jwt-public-key: enables the JWT bearer grant */
+    char jwt_audience[256]; /* --jwt-audience (default https://login.salesforce.com) */
+    int rotate_refresh;     /* --rotate-refresh-tokens: a refresh grant spends its token */
     long api_limit;
     int dup_rule; /* Account Name + BillingPostalCode blocking rule */
     char seed[32];

@@ -13,6 +13,9 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "core/clock.h"
 #include "core/mem.h"
 #include "sandbox.h"
@@ -39,6 +42,12 @@ static void usage(FILE *out)
         "  --notify-signature-header H  header carrying the hex HMAC (X-Erpsync-Signature)\n"
         "  --om-url URL              POST SOAP Outbound Messages, retried until <Ack>true\n"
         "  --retry-base-ms N --retry-max-ms N  notification back-off (500 / 60000)\n"
+        "  --jwt-public-key FILE     PEM public key: accept the JWT bearer grant signed with\n"
+        "                            its private key (RS256; iss = client id, sub = username)\n"
+        "  --jwt-audience AUD        the aud the assertion must carry\n"
+        "                            (default https://login.salesforce.com)\n"
+        "  --rotate-refresh-tokens   a refresh_token grant answers a new refresh token and\n"
+        "                            revokes the one it used\n"
         "%s",
         sb_opts_help());
 }
@@ -211,11 +220,16 @@ static int flag(struct sf_ctx *c, int argc, char **argv, int *i, const char **sc
                 int *retry_base, int *retry_max, struct es_err *err)
 {
     const char *a = argv[*i];
+    if (strcmp(a, "--rotate-refresh-tokens") == 0) {
+        c->rotate_refresh = 1;
+        return 1;
+    }
     static const char *with_value[] = {
-        "--client-id", "--client-secret", "--client-secret-env", "--username",
-        "--password",  "--token-ttl",     "--api-limit",         "--duplicate-rule",
-        "--schema",    "--notify-url",    "--notify-secret-env", "--notify-signature-header",
-        "--om-url",    "--retry-base-ms", "--retry-max-ms",      "--accounts"};
+        "--client-id",      "--client-secret", "--client-secret-env", "--username",
+        "--password",       "--token-ttl",     "--api-limit",         "--duplicate-rule",
+        "--schema",         "--notify-url",    "--notify-secret-env", "--notify-signature-header",
+        "--om-url",         "--retry-base-ms", "--retry-max-ms",      "--accounts",
+        "--jwt-public-key", "--jwt-audience"};
     int known = 0;
     for (size_t k = 0; k < ES_ARRAY_LEN(with_value); k++) {
         known |= strcmp(a, with_value[k]) == 0;
@@ -286,6 +300,20 @@ static int flag(struct sf_ctx *c, int argc, char **argv, int *i, const char **sc
         es_strlcpy(c->notify_url, v, sizeof c->notify_url);
     } else if (strcmp(a, "--notify-signature-header") == 0) {
         es_strlcpy(c->notify_header, v, sizeof c->notify_header);
+    } else if (strcmp(a, "--jwt-audience") == 0) {
+        es_strlcpy(c->jwt_audience, v, sizeof c->jwt_audience);
+    } else if (strcmp(a, "--jwt-public-key") == 0) {
+        FILE *f = fopen(v, "r");
+        EVP_PKEY *k = f ? PEM_read_PUBKEY(f, NULL, NULL, NULL) : NULL;
+        if (f) {
+            fclose(f);
+        }
+        if (!k) {
+            es_err_set(err, ES_EINVAL, "--jwt-public-key: %s is not a readable PEM public key", v);
+            return -1;
+        }
+        EVP_PKEY_free(c->jwt_key);
+        c->jwt_key = k;
     } else {
         es_strlcpy(c->om_url, v, sizeof c->om_url);
     }
@@ -306,6 +334,7 @@ int sb_salesforce_main(int argc, char **argv)
     es_strlcpy(c->password, "demo", sizeof c->password);
     es_strlcpy(c->notify_header, "X-Erpsync-Signature", sizeof c->notify_header);
     c->token_ttl_ms = 2 * 3600 * 1000;
+    es_strlcpy(c->jwt_audience, "https://login.salesforce.com", sizeof c->jwt_audience);
     c->api_limit = 100000;
     c->dup_rule = 1;
     for (int i = 1; i < argc; i++) {
@@ -381,6 +410,7 @@ int sb_salesforce_main(int argc, char **argv)
 out:
     sf_cursors_free(c);
     sqlite3_finalize(c->seq_st);
+    EVP_PKEY_free(c->jwt_key);
     if (c->db) {
         sqlite3_close(c->db);
     }

@@ -6,14 +6,21 @@
  * re-authentication on 401.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "connectors/http.h"
 #include "core/clock.h"
@@ -21,6 +28,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 
+#define JWT_GRANT "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #define HDRS_MAX  (256u * 1024u)
 #define TOKEN_MAX (1024u * 1024u)
 
@@ -59,6 +67,7 @@ struct token_entry {
 
 static pthread_mutex_t g_tok_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct token_entry *g_tokens;
+static struct token_entry *g_refresh; /* rotated refresh tokens (token field), by cache key */
 static long g_fetches;
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 
@@ -67,18 +76,193 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void es_http_token_cache_clear(void)
+static void entries_free(struct token_entry **list)
 {
-    pthread_mutex_lock(&g_tok_lock);
-    while (g_tokens) {
-        struct token_entry *t = g_tokens;
-        g_tokens = t->next;
+    while (*list) {
+        struct token_entry *t = *list;
+        *list = t->next;
         es_free(t->key);
+        if (t->token) {
+            memset(t->token, 0, strlen(t->token));
+        }
         es_free(t->token);
         es_free(t->instance_url);
         es_free(t);
     }
+}
+
+void es_http_token_cache_clear(void)
+{
+    pthread_mutex_lock(&g_tok_lock);
+    entries_free(&g_tokens);
+    entries_free(&g_refresh); /* as after a restart: the store file or the env var again */
     pthread_mutex_unlock(&g_tok_lock);
+}
+
+/* The rotated refresh token of key (copy, caller frees) or NULL. */
+static char *refresh_get(const char *key)
+{
+    char *out = NULL;
+    pthread_mutex_lock(&g_tok_lock);
+    for (struct token_entry *t = g_refresh; t; t = t->next) {
+        if (strcmp(t->key, key) == 0) {
+            out = es_xstrdup(t->token);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_tok_lock);
+    return out;
+}
+
+static void refresh_put(const char *key, const char *token)
+{
+    pthread_mutex_lock(&g_tok_lock);
+    struct token_entry *t = g_refresh;
+    while (t && strcmp(t->key, key) != 0) {
+        t = t->next;
+    }
+    if (!t) {
+        t = es_xcalloc(1, sizeof *t);
+        t->key = es_xstrdup(key);
+        t->next = g_refresh;
+        g_refresh = t;
+    }
+    es_free(t->token);
+    t->token = es_xstrdup(token);
+    pthread_mutex_unlock(&g_tok_lock);
+}
+
+/* The refresh token kept in path (first line), or NULL when there is none. */
+static char *store_read(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return NULL;
+    }
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) {
+        return NULL;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    char *out = buf[0] ? es_xstrdup(buf) : NULL;
+    memset(buf, 0, sizeof buf);
+    return out;
+}
+
+/* Writes token to path atomically (a 0600 temporary file in the same directory, fsync,
+ * rename), so a crash leaves the old or the new token, never half of one. */
+static int store_write(const char *path, const char *token)
+{
+    char *tmp = es_xasprintf("%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int ok = fd >= 0;
+    if (ok) {
+        size_t len = strlen(token);
+        ok = fchmod(fd, 0600) == 0 && write(fd, token, len) == (ssize_t)len &&
+             write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+        ok = ok && rename(tmp, path) == 0;
+        if (!ok) {
+            unlink(tmp);
+        }
+    }
+    int e = errno;
+    es_free(tmp);
+    return ok ? 0 : (e ? e : EIO);
+}
+
+/* ---- JWT bearer assertion (RS256) ---------------------------------------------------- */
+
+static void b64url(struct es_buf *b, const unsigned char *s, size_t n)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16;
+        v |= i + 1 < n ? (unsigned)s[i + 1] << 8 : 0;
+        v |= i + 2 < n ? (unsigned)s[i + 2] : 0;
+        (void)es_buf_putc(b, al[(v >> 18) & 63]);
+        (void)es_buf_putc(b, al[(v >> 12) & 63]);
+        if (i + 1 < n) {
+            (void)es_buf_putc(b, al[(v >> 6) & 63]);
+        }
+        if (i + 2 < n) {
+            (void)es_buf_putc(b, al[v & 63]);
+        }
+    }
+}
+
+/* "header.claims.signature" for iss/sub/aud, valid three minutes. OUT: *jwt, es_free(). */
+static int jwt_assertion(const struct es_oauth2_cfg *oa, char **jwt, struct es_err *err)
+{
+    const char *pem = es_config_secret(oa->private_key_env);
+    if (!pem || !*pem) {
+        return es_err_set(err, ES_ECONFIG, "JWT bearer: %s is empty", oa->private_key_env);
+    }
+    /* a key pasted with literal \n (one-line env files) becomes PEM again */
+    char *key = es_xstrdup(pem);
+    if (!strchr(key, '\n')) {
+        char *w = key;
+        for (const char *r = key; *r; r++) {
+            if (r[0] == '\\' && r[1] == 'n') {
+                *w++ = '\n';
+                r++;
+            } else {
+                *w++ = *r;
+            }
+        }
+        *w = '\0';
+    }
+    BIO *bio = BIO_new_mem_buf(key, -1);
+    EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    memset(key, 0, strlen(key));
+    es_free(key);
+    if (!pk) {
+        return es_err_set(err, ES_ECONFIG,
+                          "JWT bearer: %s does not hold a PEM private key (RSA, unencrypted)",
+                          oa->private_key_env);
+    }
+    const char *iss = es_config_secret(oa->id_env);
+    const char *sub = es_config_secret(oa->user_env);
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:I}", "iss", iss ? iss : "", "sub", sub ? sub : "",
+                               "aud", oa->audience ? oa->audience : "https://login.salesforce.com",
+                               "exp", (json_int_t)time(NULL) + 180);
+    char *cj = json_dumps(claims, JSON_COMPACT);
+    json_decref(claims);
+    struct es_buf b;
+    es_buf_init(&b, 0);
+    static const char hdr[] = "{\"alg\":\"RS256\"}";
+    b64url(&b, (const unsigned char *)hdr, sizeof hdr - 1);
+    (void)es_buf_putc(&b, '.');
+    b64url(&b, (const unsigned char *)cj, strlen(cj));
+    free(cj); /* checksrc: ok (jansson allocates with malloc) */
+    size_t slen = 0;
+    unsigned char *sig = NULL;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pk) == 1 &&
+             EVP_DigestSign(md, NULL, &slen, (const unsigned char *)b.data, b.len) == 1;
+    if (ok) {
+        sig = es_xmalloc(slen);
+        ok = EVP_DigestSign(md, sig, &slen, (const unsigned char *)b.data, b.len) == 1;
+    }
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pk);
+    if (!ok) {
+        es_free(sig);
+        es_buf_release(&b);
+        return es_err_set(err, ES_ECONFIG,
+                          "JWT bearer: signing with the key in %s failed (RS256 "
+                          "needs an RSA key)",
+                          oa->private_key_env);
+    }
+    (void)es_buf_putc(&b, '.');
+    b64url(&b, sig, slen);
+    es_free(sig);
+    *jwt = es_buf_detach(&b, NULL);
+    return ES_OK;
 }
 
 long es_http_token_fetches(void)
@@ -488,6 +672,16 @@ int es_http_new(const struct es_system_cfg *cfg, struct es_http **out, struct es
             if (rc == ES_OK) {
                 rc = need_env(cfg->name, h->oa->password_env, "password_env", err);
             }
+        } else if (strcmp(m, "oauth2_jwt_bearer") == 0) {
+            h->oa = &a->oauth2_jwt_bearer;
+            h->grant = JWT_GRANT;
+            rc = need_env(cfg->name, h->oa->id_env, "client_id_env", err);
+            if (rc == ES_OK) {
+                rc = need_env(cfg->name, h->oa->user_env, "user_env", err);
+            }
+            if (rc == ES_OK) {
+                rc = need_env(cfg->name, h->oa->private_key_env, "private_key_env", err);
+            }
         } else {
             h->oa = &a->oauth2_refresh_token;
             h->grant = "refresh_token";
@@ -500,7 +694,8 @@ int es_http_new(const struct es_system_cfg *cfg, struct es_http **out, struct es
         const char *id = h->oa->id_env ? es_config_secret(h->oa->id_env) : NULL;
         const char *user = h->oa->user_env ? es_config_secret(h->oa->user_env) : NULL;
         h->cache_key =
-            es_xasprintf("%s|%s|%s|%s", h->token_url, h->grant, id ? id : "", user ? user : "");
+            es_xasprintf("%s|%s|%s|%s|%s", h->token_url, h->grant, id ? id : "", user ? user : "",
+                         h->oa->refresh_token_env ? h->oa->refresh_token_env : "");
     } else if (strcmp(m, "basic") == 0) {
         h->auth = AUTH_BASIC;
         h->basic_user_env = a->basic.user_env;
@@ -710,13 +905,39 @@ static int fetch_token(struct es_http *h, struct es_err *err)
     struct es_buf form;
     es_buf_init(&form, 0);
     form_param(&form, "grant_type", h->grant);
-    form_param(&form, "client_id", oa->id_env ? es_config_secret(oa->id_env) : NULL);
-    form_param(&form, "client_secret", oa->secret_env ? es_config_secret(oa->secret_env) : NULL);
+    int is_jwt = strcmp(h->grant, JWT_GRANT) == 0;
+    int is_rt = strcmp(h->grant, "refresh_token") == 0;
+    char *used_rt = NULL; /* the refresh token sent (rotation: memory, store file, env) */
+    if (is_jwt) {
+        char *jwt = NULL;
+        int jrc = jwt_assertion(oa, &jwt, err);
+        if (jrc != ES_OK) {
+            es_buf_release(&form);
+            return jrc;
+        }
+        form_param(&form, "assertion", jwt);
+        es_free(jwt);
+    } else {
+        form_param(&form, "client_id", oa->id_env ? es_config_secret(oa->id_env) : NULL);
+        form_param(&form, "client_secret",
+                   oa->secret_env ? es_config_secret(oa->secret_env) : NULL);
+    }
     if (strcmp(h->grant, "password") == 0) {
         form_param(&form, "username", es_config_secret(oa->user_env));
         form_param(&form, "password", es_config_secret(oa->password_env));
-    } else if (strcmp(h->grant, "refresh_token") == 0) {
-        form_param(&form, "refresh_token", es_config_secret(oa->refresh_token_env));
+    } else if (is_rt) {
+        used_rt = refresh_get(h->cache_key);
+        if (!used_rt && oa->store_file) {
+            used_rt = store_read(oa->store_file);
+            if (used_rt) {
+                es_log_add_secret(used_rt);
+            }
+        }
+        if (!used_rt) {
+            const char *env = es_config_secret(oa->refresh_token_env);
+            used_rt = es_xstrdup(env ? env : "");
+        }
+        form_param(&form, "refresh_token", used_rt);
     }
     static const char *const hdrs[] = {"Accept: application/json", NULL};
     struct es_http_req_opts rq = {
@@ -779,11 +1000,34 @@ static int fetch_token(struct es_http *h, struct es_err *err)
         expires_at = v > 0 ? (long long)time(NULL) + v : 0;
     }
     const char *rt = json_string_value(json_object_get(j, "refresh_token"));
-    if (rt) {
-        es_log_add_secret(rt); /* rotation is not persisted: the env variable stays the source */
+    if (rt && *rt) {
+        es_log_add_secret(rt);
+    }
+    if (rt && *rt && is_rt && used_rt && strcmp(rt, used_rt) != 0) {
+        /* rotated: the old one is spent; the new one from now on (and after a restart) */
+        refresh_put(h->cache_key, rt);
+        struct es_log_ctx lctx = {NULL, h->name};
+        if (oa->store_file) {
+            int e = store_write(oa->store_file, rt);
+            if (e) {
+                es_log(&lctx, ES_LOG_WARN,
+                       "refresh token rotated but not saved to %s: %s (kept in memory)",
+                       oa->store_file, strerror(e));
+            } else {
+                es_log(&lctx, ES_LOG_INFO, "refresh token rotated; saved to %s", oa->store_file);
+            }
+        } else {
+            es_log(&lctx, ES_LOG_INFO,
+                   "refresh token rotated; kept in memory (set store_file to keep it across "
+                   "restarts)");
+        }
     }
     cache_put(h->cache_key, tok, inst && *inst ? inst : NULL, expires_at);
 done:
+    if (used_rt) {
+        memset(used_rt, 0, strlen(used_rt));
+        es_free(used_rt);
+    }
     json_decref(j);
     es_http_resp_release(&resp);
     return rc;

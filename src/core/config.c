@@ -46,6 +46,41 @@ static const struct es_cfg_field oauth2_fields[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0, 0},
 };
 
+static const struct es_cfg_field oauth2_rt_fields[] = {
+    {"id_env", ES_CFG_ENV, NULL, offsetof(struct es_oauth2_cfg, id_env), 0,
+     "environment variable holding the OAuth2 client id", NULL, NULL, 0, 0},
+    {"secret_env", ES_CFG_ENV, NULL, offsetof(struct es_oauth2_cfg, secret_env), 0,
+     "environment variable holding the OAuth2 client secret", NULL, NULL, 0, 0},
+    {"refresh_token_env", ES_CFG_ENV, NULL, offsetof(struct es_oauth2_cfg, refresh_token_env),
+     ES_CFG_REQUIRED, "environment variable holding the refresh token", NULL, NULL, 0, 0},
+    {"store_file", ES_CFG_STR, NULL, offsetof(struct es_oauth2_cfg, store_file), 0,
+     "absolute path (outside the repository) where a rotated refresh token is kept (written "
+     "0600, atomically) and preferred at the next start; without it a rotated token lives in "
+     "memory only",
+     NULL, NULL, 0, 0},
+    {"token_path", ES_CFG_STR, "/services/oauth2/token", offsetof(struct es_oauth2_cfg, token_path),
+     0, "token endpoint path below the system url", NULL, NULL, 0, 0},
+    {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0, 0},
+};
+
+static const struct es_cfg_field oauth2_jwt_fields[] = {
+    {"client_id_env", ES_CFG_ENV, NULL, offsetof(struct es_oauth2_cfg, id_env), ES_CFG_REQUIRED,
+     "environment variable holding the OAuth2 client id (the assertion's iss)", NULL, NULL, 0, 0},
+    {"user_env", ES_CFG_ENV, NULL, offsetof(struct es_oauth2_cfg, user_env), ES_CFG_REQUIRED,
+     "environment variable holding the user name (the assertion's sub)", NULL, NULL, 0, 0},
+    {"private_key_env", ES_CFG_ENV, NULL, offsetof(struct es_oauth2_cfg, private_key_env),
+     ES_CFG_REQUIRED,
+     "environment variable holding the PEM private key (RSA) that signs the assertion (RS256)",
+     NULL, NULL, 0, 0},
+    {"audience", ES_CFG_STR, "https://login.salesforce.com",
+     offsetof(struct es_oauth2_cfg, audience), 0,
+     "the assertion's aud (https://test.salesforce.com for a Salesforce sandbox org)", NULL, NULL,
+     0, 0},
+    {"token_path", ES_CFG_STR, "/services/oauth2/token", offsetof(struct es_oauth2_cfg, token_path),
+     0, "token endpoint path below the system url", NULL, NULL, 0, 0},
+    {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0, 0},
+};
+
 static const struct es_cfg_schema oauth2_cc_schema = {
     "systems.<name>.auth.oauth2_client_credentials",
     "OAuth2 client-credentials grant (Salesforce connected app).", oauth2_fields, 0};
@@ -53,7 +88,16 @@ static const struct es_cfg_schema oauth2_pw_schema = {"systems.<name>.auth.oauth
                                                       "OAuth2 username-password grant (legacy).",
                                                       oauth2_fields, 0};
 static const struct es_cfg_schema oauth2_rt_schema = {
-    "systems.<name>.auth.oauth2_refresh_token", "OAuth2 refresh-token grant.", oauth2_fields, 0};
+    "systems.<name>.auth.oauth2_refresh_token",
+    "OAuth2 refresh-token grant. When the token endpoint answers a new refresh token "
+    "(rotation), it is used from then on.",
+    oauth2_rt_fields, 0};
+static const struct es_cfg_schema oauth2_jwt_schema = {
+    "systems.<name>.auth.oauth2_jwt_bearer",
+    "OAuth2 JWT bearer grant (urn:ietf:params:oauth:grant-type:jwt-bearer): an RS256-signed "
+    "assertion per token request, no secret on the wire (Salesforce connected app with a "
+    "certificate).",
+    oauth2_jwt_fields, 0};
 
 static const struct es_cfg_field basic_fields[] = {
     {"user_env", ES_CFG_ENV, NULL, offsetof(struct es_basic_cfg, user_env), ES_CFG_REQUIRED,
@@ -74,6 +118,8 @@ static const struct es_cfg_field auth_fields[] = {
     {"oauth2_refresh_token", ES_CFG_SECTION, NULL,
      offsetof(struct es_auth_cfg, oauth2_refresh_token), 0, "OAuth2 refresh-token grant",
      &oauth2_rt_schema, NULL, 0, 0},
+    {"oauth2_jwt_bearer", ES_CFG_SECTION, NULL, offsetof(struct es_auth_cfg, oauth2_jwt_bearer), 0,
+     "OAuth2 JWT bearer grant", &oauth2_jwt_schema, NULL, 0, 0},
     {"basic", ES_CFG_SECTION, NULL, offsetof(struct es_auth_cfg, basic), 0,
      "HTTP basic authentication", &basic_schema, NULL, 0, 0},
     {"bearer_token_env", ES_CFG_ENV, NULL, offsetof(struct es_auth_cfg, bearer_token_env), 0,
@@ -382,6 +428,10 @@ static const char *auth_method(const struct es_auth_cfg *a, int *count)
         m = "oauth2_refresh_token";
         (*count)++;
     }
+    if (a->oauth2_jwt_bearer.private_key_env) {
+        m = "oauth2_jwt_bearer";
+        (*count)++;
+    }
     if (a->basic.user_env) {
         m = "basic";
         (*count)++;
@@ -427,6 +477,14 @@ static void load_systems(const struct es_cfg_ctx *ctx, struct es_config *cfg,
         if (methods > 1) {
             es_cfg_error(ctx, auth, "system '%s': choose one authentication method, found %d",
                          s->name, methods);
+        }
+        const char *sf = s->auth.oauth2_refresh_token.store_file;
+        if (sf && sf[0] != '/') {
+            const struct es_node *rt = es_node_get(auth, "oauth2_refresh_token");
+            es_cfg_error(ctx, es_node_get(rt, "store_file") ? es_node_get(rt, "store_file") : auth,
+                         "system '%s': store_file must be an absolute path (outside the "
+                         "repository: it holds a secret)",
+                         s->name);
         }
         if (auth && auth->kind == ES_NODE_MAP && s->auth.login_env && !s->auth.password_env) {
             es_cfg_error(ctx, auth, "system '%s': login_env needs password_env", s->name);
@@ -931,15 +989,16 @@ int es_config_check_env(const struct es_config *cfg, struct es_diags *diags,
     for (size_t i = 0; i < cfg->nsystems; i++) {
         const struct es_system_cfg *s = &cfg->systems[i];
         const struct es_node *auth = es_node_get(s->node, "auth");
-        const struct es_oauth2_cfg *o[3] = {&s->auth.oauth2_client_credentials,
-                                            &s->auth.oauth2_password,
-                                            &s->auth.oauth2_refresh_token};
-        for (int k = 0; k < 3; k++) {
+        const struct es_oauth2_cfg *o[4] = {&s->auth.oauth2_client_credentials,
+                                            &s->auth.oauth2_password, &s->auth.oauth2_refresh_token,
+                                            &s->auth.oauth2_jwt_bearer};
+        for (int k = 0; k < 4; k++) {
             n += check_one_env(cfg, diags, sev, o[k]->id_env, auth, "OAuth2 client id");
             n += check_one_env(cfg, diags, sev, o[k]->secret_env, auth, "OAuth2 client secret");
             n += check_one_env(cfg, diags, sev, o[k]->user_env, auth, "OAuth2 user");
             n += check_one_env(cfg, diags, sev, o[k]->password_env, auth, "OAuth2 password");
             n += check_one_env(cfg, diags, sev, o[k]->refresh_token_env, auth, "refresh token");
+            n += check_one_env(cfg, diags, sev, o[k]->private_key_env, auth, "JWT private key");
         }
         n += check_one_env(cfg, diags, sev, s->auth.basic.user_env, auth, "basic auth user");
         n +=

@@ -36,6 +36,9 @@ struct es_oauth2_cfg {
     const char *password_env;      /* password grant */
     const char *refresh_token_env; /* refresh_token grant */
     const char *token_path;        /* default /services/oauth2/token */
+    const char *store_file;        /* refresh_token grant: where a rotated token is kept */
+    const char *private_key_env;   /* jwt_bearer grant: PEM private key (RS256) */
+    const char *audience;          /* jwt_bearer grant: the assertion's aud */
 };
 
 struct es_basic_cfg {
@@ -47,6 +50,7 @@ struct es_auth_cfg {
     struct es_oauth2_cfg oauth2_client_credentials;
     struct es_oauth2_cfg oauth2_password;
     struct es_oauth2_cfg oauth2_refresh_token;
+    struct es_oauth2_cfg oauth2_jwt_bearer;
     struct es_basic_cfg basic;
     const char *bearer_token_env;
     const char *login_env;    /* session login (Tryton) */

@@ -187,12 +187,56 @@ static void test_fingerprint(void **state)
     json_decref(c);
 }
 
+static void test_batch_answer(void **state)
+{
+    (void)state;
+    /* a $batch answer: change set 1 succeeded, change set 2 failed (one error part) */
+    static const char body[] =
+        "--batch_X\r\n"
+        "Content-Type: multipart/mixed; boundary=changeset_Y\r\n\r\n"
+        "--changeset_Y\r\n"
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 24\r\n"
+        "sap-message: {\"code\":\"V1/1\"}\r\n\r\n"
+        "{\"d\":{\"SalesOrder\":\"7\"}}\r\n"
+        "--changeset_Y--\r\n"
+        "--batch_X\r\n"
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\r\n"
+        "{\"error\":{\"code\":\"V1/302\"}}\r\n"
+        "--batch_X--\r\n";
+    struct es_sap_part parts[3];
+    assert_int_equal(es_sap_multipart_split(body, sizeof body - 1, "batch_X", parts, 3), 2);
+    struct es_sap_part inner;
+    assert_int_equal(
+        es_sap_multipart_split(parts[0].body, parts[0].body_len, "changeset_Y", &inner, 1), 1);
+    struct es_http_resp r;
+    es_http_resp_init(&r, NULL);
+    assert_int_equal(es_sap_http_message(inner.body, inner.body_len, &r), ES_OK);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.content_type, "application/json");
+    assert_int_equal(r.body.len, 24);
+    assert_memory_equal(r.body.data, "{\"d\":{\"SalesOrder\":\"7\"}}", 24);
+    assert_string_equal(es_http_resp_header(&r, "sap-message"), "{\"code\":\"V1/1\"}");
+    assert_int_equal(es_sap_http_message(parts[1].body, parts[1].body_len, &r), ES_OK);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body.data, "V1/302"));
+    /* cut answers: no closing delimiter, a body shorter than its Content-Length, no status */
+    assert_int_equal(es_sap_multipart_split(body, 200, "batch_X", parts, 3), -1);
+    static const char shortp[] = "HTTP/1.1 201 Created\r\nContent-Length: 99\r\n\r\n{}";
+    assert_int_equal(es_sap_http_message(shortp, sizeof shortp - 1, &r), ES_EPROTOCOL);
+    assert_int_equal(es_sap_http_message("<html>", 6, &r), ES_EPROTOCOL);
+    /* more parts than asked for is refused too */
+    assert_int_equal(es_sap_multipart_split(body, sizeof body - 1, "batch_X", parts, 1), -1);
+    es_http_resp_release(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edmx),        cmocka_unit_test(test_dates),
         cmocka_unit_test(test_key_literal), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_fingerprint),
+        cmocka_unit_test(test_fingerprint), cmocka_unit_test(test_batch_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
