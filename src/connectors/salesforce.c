@@ -601,7 +601,8 @@ static int run_query(struct es_sf_ctx *ctx, const char *resource, const char *so
             }
             es_strlcpy(last_id, id, id_cap);
             int deleted = json_is_true(json_object_get(r, "IsDeleted"));
-            json_t *data = json_copy(r);
+            /* the page is dropped after this loop: take the record, no copy */
+            json_t *data = json_incref(r);
             json_object_del(data, "attributes");
             es_batch_add(out, id, ver, deleted, data);
         }

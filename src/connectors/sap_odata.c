@@ -834,7 +834,8 @@ static int read_feed(struct sap_ctx *ctx, json_t *set, char *url, size_t limit, 
                     es_sap_fingerprint(r, ver); /* never changed: no stamp yet */
                 }
             }
-            json_t *data = json_copy(r);
+            /* the page is dropped after this loop: take the record, no copy */
+            json_t *data = json_incref(r);
             json_object_del(data, "__metadata");
             es_batch_add(out, key, ver, 0, data);
             es_free(*last_key);

@@ -4,7 +4,8 @@
  * (erpsync-sandbox sap): several sales orders created in one $batch with one change set per
  * record (a refused order fails alone, a credit-blocked one is a business refusal, results
  * come back in input order), the same batch retried without duplicates, updates with If-Match
- * in one $batch (an unknown key fails alone), a $batch answer cut after SAP saved (the retry
+ * in one $batch (an unknown key fails alone; one changed meanwhile answers 412 and is read
+ * again and written alone), a $batch answer cut after SAP saved (the retry
  * finds every order), a service without $batch (one by one), and a business partner updated
  * with its addresses through A_BusinessPartnerAddress (update with If-Match, create of a new
  * one, a refused address failing the record with SAP's words).
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "../conn_salesforce/sandbox_proc.h"
 #include "connectors/connector.h"
@@ -408,12 +410,95 @@ static void test_deep_update(void **state)
     json_decref(w2.data);
 }
 
+/* Changes order arg "in SAP" (admin endpoint) while our $batch is held by a latency fault. */
+static void *change_behind(void *arg)
+{
+    sbproc_sleep_ms(800);
+    char path[128];
+    snprintf(path, sizeof path, "/__sandbox/records/A_SalesOrder/%s", (const char *)arg);
+    json_t *j = NULL;
+    long st = sbproc_admin(&g_sb, "PATCH", path, "{\"CustomerPaymentTerms\":\"NT60\"}", &j);
+    json_decref(j);
+    return (void *)(intptr_t)st;
+}
+
+/* An order changed between our ETag read and the $batch: that change set answers 412, the
+ * record takes the single path (read again, PATCH once more) and succeeds; the other record
+ * of the batch is written in the $batch. */
+static void test_batch_update_412(void **state)
+{
+    (void)state;
+    no_faults();
+    struct es_write in[2] = {
+        {"e1", NULL, "PO-412-1", order("10100011", "PO-412-1", "1")},
+        {"e2", NULL, "PO-412-2", order("10100011", "PO-412-2", "1")},
+    };
+    struct es_write_result res[2];
+    memset(res, 0, sizeof res);
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
+                                         "PurchaseOrderByCustomer", in, 2, res, &err),
+                     ES_OK);
+    assert_int_equal(res[0].code, ES_OK);
+    assert_int_equal(res[1].code, ES_OK);
+    static char id0[32], id1[32];
+    es_strlcpy(id0, res[0].target_id, sizeof id0);
+    es_strlcpy(id1, res[1].target_id, sizeof id1);
+    es_write_results_release(res, 2);
+    /* reads of the first order are counted by a pass-through rule; the $batch is held 2 s */
+    char rules[512];
+    snprintf(rules, sizeof rules,
+             "[{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/A_SalesOrder('%s')\","
+             "\"method\":\"GET\",\"latency_ms\":1},"
+             "{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/$batch\",\"latency_ms\":2000,"
+             "\"count\":1}]",
+             id0);
+    json_t *j = NULL;
+    assert_int_equal(sbproc_admin(&g_sb, "PUT", "/__sandbox/faults", rules, &j), 200);
+    json_decref(j);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, change_behind, id0), 0);
+    struct es_write up[2] = {
+        {"e1", id0, NULL, json_pack("{s:s}", "PurchaseOrderByCustomer", "PO-412-1-U")},
+        {"e2", id1, NULL, json_pack("{s:s}", "PurchaseOrderByCustomer", "PO-412-2-U")},
+    };
+    memset(res, 0, sizeof res);
+    es_err_clear(&err);
+    int rc = es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_UPDATE, NULL, up, 2, res, &err);
+    void *st = NULL;
+    pthread_join(t, &st);
+    assert_int_equal((intptr_t)st, 200);
+    assert_int_equal(rc, ES_OK);
+    assert_int_equal(res[0].code, ES_OK);
+    assert_int_equal(res[1].code, ES_OK);
+    es_write_results_release(res, 2);
+    /* two reads of the first order: the one before the $batch and the re-read after 412 */
+    assert_int_equal(sbproc_admin(&g_sb, "GET", "/__sandbox/faults", NULL, &j), 200);
+    json_t *first = json_array_get(json_object_get(j, "faults"), 0);
+    assert_non_null(strstr(json_string_value(json_object_get(first, "route")), id0));
+    assert_int_equal(json_integer_value(json_object_get(first, "hits")), 2);
+    json_decref(j);
+    no_faults();
+    /* both writes landed, and SAP's own change was kept */
+    assert_int_equal(orders_with_po("PO-412-1-U"), 1);
+    assert_int_equal(orders_with_po("PO-412-2-U"), 1);
+    json_t *o = read_set("A_SalesOrder", id0);
+    assert_string_equal(json_string_value(json_object_get(o, "CustomerPaymentTerms")), "NT60");
+    json_decref(o);
+    for (int i = 0; i < 2; i++) {
+        json_decref(in[i].data);
+        json_decref(up[i].data);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_creates),
         cmocka_unit_test(test_batch_cut_and_unsupported),
         cmocka_unit_test(test_deep_update),
+        cmocka_unit_test(test_batch_update_412),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
