@@ -21,6 +21,10 @@
  *    with the content type and the first printable bytes (redacted) in the message.
  *    The connector's error hook (es_http_set_error_hook) reads the remote system's own
  *    code and message from the body and may choose a more precise code.
+ *  - OAuth2 grants: client_credentials, password, refresh_token (a rotated refresh token in
+ *    the answer is used from then on and, with store_file, saved 0600 and preferred at the
+ *    next start) and JWT bearer (an RS256 assertion signed with the PEM key of
+ *    private_key_env, OpenSSL libcrypto).
  *  - OAuth2: the token is fetched on the first call that needs it and cached per process
  *    (keyed by token URL, client id and user), shared by the instances of one system.
  *    A 401 on an authenticated call drops the cached token, fetches a new one and repeats
@@ -134,7 +138,8 @@ ES_NODISCARD int es_http_opt_duration(const struct es_node *opts, const char *ke
 ES_NODISCARD int es_http_opt_str(const struct es_node *opts, const char *key, const char **out,
                                  struct es_err *err);
 
-/* OAuth2 token cache, exposed for tests and for `erpsync ping`: drops every cached token. */
+/* OAuth2 token cache, exposed for tests and for `erpsync ping`: drops every cached access
+ * token and every rotated refresh token held in memory (as a restart would). */
 void es_http_token_cache_clear(void);
 /* Number of token requests this process made (tests: expiry causes exactly one refetch). */
 long es_http_token_fetches(void);
