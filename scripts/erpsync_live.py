@@ -24,6 +24,10 @@ class LiveError(Exception):
     """A step of the live run failed; the message says which and why."""
 
 
+class Fatal(LiveError):
+    """A failure that waiting cannot cure (a process died): wait_until() stops at once."""
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -39,6 +43,8 @@ def wait_until(what, fn, timeout, every=0.2):
             v = fn()
             if v:
                 return v
+        except Fatal:
+            raise
         except (OSError, LiveError, ValueError) as e:
             last = e
         if time.monotonic() > end:
@@ -89,10 +95,14 @@ class Procs:
         self.procs.append((name, p, log))
         return p
 
+    def forget(self, p):
+        """p ended on purpose (a test killed it): no longer watched or stopped."""
+        self.procs = [x for x in self.procs if x[1] is not p]
+
     def check_alive(self):
         for name, p, log in self.procs:
             if p.poll() is not None:
-                raise LiveError("%s exited with status %s; the end of %s:\n%s" %
+                raise Fatal("%s exited with status %s; the end of %s:\n%s" %
                                 (name, p.returncode, log, tail(log)))
 
     def pids(self):
@@ -140,7 +150,7 @@ def start_sandbox(procs, sandbox_bin, kind, args, env=None, timeout=180):
 
     def up():
         if p.poll() is not None:
-            raise LiveError("erpsync-sandbox %s exited (%s):\n%s" %
+            raise Fatal("erpsync-sandbox %s exited (%s):\n%s" %
                             (kind, p.returncode, tail(os.path.join(procs.dir, "sandbox-" + kind + ".log"))))
         with open(out) as f:
             m = re.search(r"listening on (http://\S+)", f.readline())
@@ -169,7 +179,7 @@ def local_config(example, path, sf_url=None, sap_url=None, tryton_url=None, tryt
         subs.append((r"^store: .*$", "store: " + store))
     subs += list(extra or [])
     for rx, rep in subs:
-        text, n = re.subn(rx, lambda m: rep, text, flags=re.M)
+        text, n = re.subn(rx, lambda m: m.expand(rep), text, flags=re.M)
         if n == 0:
             raise LiveError("%s: nothing matches %r" % (example, rx))
     with open(path, "w") as f:
