@@ -254,6 +254,7 @@ static void followup_item(struct es_engine *e, struct mdm_ctx *m, struct item *i
     }
     es_free(fp);
     o->note = "write-back repeated";
+    o->skip = ES_SKIP_NOOP; /* done without a target write */
     it->wbid = it->target_id;
 }
 
@@ -485,6 +486,7 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
                 es_strlcpy(it->note, plan.reason, sizeof it->note);
                 outs[i].state = ES_CHANGE_DONE;
                 outs[i].note = it->note;
+                outs[i].skip = ES_SKIP_NOOP; /* done without a target write */
                 if (es_mdm_writeback_needed(&m.mf, it->src, it->target_id)) {
                     it->wbid = it->target_id;
                 }
@@ -520,6 +522,7 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
         } else if (!it->target_id && !f->external_id) {
             outs[i].state = ES_CHANGE_DONE;
             outs[i].note = "deleted at the source; never written to the target";
+            outs[i].skip = ES_SKIP_NOOP;
             continue;
         }
         enum es_write_op this_op = write_op(f, ch[i].deleted);
