@@ -3,16 +3,24 @@
  * Street addresses between one combined block (Salesforce BillingStreet, several lines) and
  * structured parts (SAP StreetName, HouseNumber, supplement), by country convention: most of
  * Europe writes the number after the street ("Hauptstraße 12a"), the US, the UK, France,
- * Canada, Australia and Ireland before it ("221B Baker Street", "12 bis rue de la Paix").
+ * Canada, Australia, Ireland and India before it ("221B Baker Street", "12 bis rue de la Paix",
+ * "Plot No. 11, Anna Salai").
  *
  * How a block is read:
  *  1. Split into lines; trim; drop empty lines. A line that starts with a unit keyword and a
  *     comma ("Unit 5, 12 George St") is split at the comma.
- *  2. Lines that start with a supplement keyword (c/o, Attn, Suite, Apt, Flat, Unit, Building,
- *     Floor, Postfach, PO Box, Gebäude, Etage, Piso, Scala, bte, m. ...) are supplements.
- *  3. The street line is the first other line that has a house number in the country's
- *     position (or, failing that, in the other position: data is not always tidy), else the
- *     first other line. Every remaining line is a supplement, joined with ", " in order.
+ *  2. Lines that start with a supplement keyword (c/o, Attn, Suite, Apt, Flat, Unit, Level,
+ *     Building, Floor, Postfach, PO Box, Gebäude, Etage, Piso, Scala, bte, m. ...) are
+ *     supplements.
+ *  3. The street line is chosen by its content, not its position: the first other line that
+ *     has a house number in the country's position; failing that, the first with a number in
+ *     the other position (data is not always tidy); failing that, the first other line. So in
+ *     Australia "Level 5\n107 Queen Street" the second line is the street. Every remaining
+ *     line is a supplement, joined with ", " in order.
+ *     A number may carry a label ("Nr. 5", "Nº 5", "No. 5"), and in India the premises word
+ *     before it ("Plot No. 11", "Door No. 4"): the number part of the street line, of which
+ *     only the number is kept as house number (the label says only that a number follows;
+ *     SAP's HouseNumber holds 10 characters).
  *  4. Text after the number on the street line ("bte 3", ", 3º B", "Apt 4B", "Suite 200")
  *     is a supplement too, placed before the supplement lines.
  * Unknown or missing country: the position is guessed from the line (digits first or last).
@@ -32,7 +40,7 @@ struct span {
 };
 
 static const char *const number_first_countries[] = {"US", "GB", "UK", "FR", "CA", "AU", "IE",
-                                                     "NZ", "ZA", "MC", "PR", "SG", NULL};
+                                                     "NZ", "ZA", "MC", "PR", "SG", "IN", NULL};
 static const char *const number_after_countries[] = {
     "DE", "AT", "CH", "NL", "BE", "IT", "ES", "PL", "LU", "LI", "DK", "SE", "NO",
     "FI", "CZ", "SK", "HU", "SI", "HR", "PT", "GR", "RO", "BG", "EE", "LV", "LT",
@@ -49,7 +57,7 @@ static const char *const unit_words[] = {
     "esc",   "scala",      "interno",  "int",       "bte",        "boîte",       "bus",
     "m",     "lok",        "lokal",    "bp",        "cedex",      "appartement", "bâtiment",
     "bat",   "étage",      "#",        "lgh",       "tür",        "top",         "stiege",
-    "stg",   "hs",         "kamer",    NULL};
+    "stg",   "hs",         "kamer",    "level",     "lvl",        NULL};
 
 static int is_unit_word(const char *s, size_t n)
 {
@@ -77,6 +85,32 @@ static int is_unit_word(const char *s, size_t n)
 static int ieq(const char *s, size_t n, const char *w)
 {
     return strlen(w) == n && strncasecmp(s, w, n) == 0;
+}
+
+/* The label of a house number: "No.", "Nr.", "Nº", "N°", "H.No." ("Hauptstraße Nr. 5",
+ * "Plot No. 11, Anna Salai"). The label is not kept: it only says that a number follows. */
+static int is_number_label(const char *s, size_t n)
+{
+    while (n && (s[n - 1] == '.' || s[n - 1] == ':')) {
+        n--;
+    }
+    if (n >= 4 && s[n - 3] == '.' && strncasecmp(s + n - 2, "no", 2) == 0) {
+        return 1; /* "H.No." */
+    }
+    return ieq(s, n, "no") || ieq(s, n, "nr") || ieq(s, n, "n\xc2\xba") || ieq(s, n, "n\xc2\xb0");
+}
+
+/* Words naming the premises before a labelled number, as India writes it ("Plot No. 11",
+ * "Door No. 4", "Survey No. 12"): together they are the house number part of the street line. */
+static int is_premises_word(const char *s, size_t n)
+{
+    static const char *const words[] = {"plot", "door", "house", "site", "survey", "shop", NULL};
+    for (const char *const *w = words; *w; w++) {
+        if (ieq(s, n, *w)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static struct span trim(const char *s, size_t n)
@@ -174,6 +208,20 @@ static int is_number_token(struct span t)
     return 1;
 }
 
+/* Where the number of a line that opens with a labelled number stands ("No. 5 ...": 1,
+ * "Plot No. 11, ...": 2), else 0. */
+static size_t leading_label(const struct span *tok, size_t nt)
+{
+    if (nt >= 2 && is_number_label(tok[0].s, tok[0].n) && is_number_token(tok[1])) {
+        return 1;
+    }
+    if (nt >= 3 && is_premises_word(tok[0].s, tok[0].n) && is_number_label(tok[1].s, tok[1].n) &&
+        is_number_token(tok[2])) {
+        return 2;
+    }
+    return 0;
+}
+
 /* French/Italian number suffixes that belong to the number ("12 bis"). */
 static int is_number_suffix(struct span t)
 {
@@ -213,6 +261,11 @@ static struct parsed parse_after(struct span line)
         if (!is_number_token(tok[k]) || is_unit_word(tok[k - 1].s, tok[k - 1].n)) {
             continue; /* "Stiege 2", "bte 3": the number of a unit, not of the house */
         }
+        if (leading_label(tok, nt) == k) {
+            continue; /* "Plot No. 11, Anna Salai": the number comes first */
+        }
+        /* "Hauptstraße Nr. 5": the label goes with neither part */
+        size_t st_end = is_number_label(tok[k - 1].s, tok[k - 1].n) ? k - 1 : k;
         size_t end = k + 1;
         int comma = tok[k].s[tok[k].n - 1] == ',';
         if (!comma && end < nt && is_number_suffix(tok[end])) {
@@ -222,7 +275,7 @@ static struct parsed parse_after(struct span line)
         if (end < nt && !comma && !is_unit_word(tok[end].s, tok[end].n)) {
             continue;
         }
-        p.street = join_tokens(tok, 0, k);
+        p.street = join_tokens(tok, 0, st_end);
         p.number = join_tokens(tok, k, end);
         p.rest = join_tokens(tok, end, nt);
         p.ok = p.street.n > 0;
@@ -241,15 +294,16 @@ static struct parsed parse_first(struct span line)
     struct parsed p = {{line.s, line.n}, {"", 0}, {"", 0}, 0};
     struct span tok[MAX_TOKENS];
     size_t nt = tokenize(line, tok, MAX_TOKENS);
-    if (nt < 2 || !is_number_token(tok[0])) {
+    size_t at = leading_label(tok, nt); /* "Plot No. 11, Anna Salai": the number is "11" */
+    if (nt < at + 2 || !is_number_token(tok[at])) {
         p.street = trim(line.s, line.n);
         return p;
     }
-    size_t st = 1;
-    if (tok[0].s[tok[0].n - 1] != ',' && is_number_suffix(tok[1]) && nt > 2) {
-        st = 2;
+    size_t st = at + 1;
+    if (tok[at].s[tok[at].n - 1] != ',' && is_number_suffix(tok[st]) && nt > st + 1) {
+        st++;
     }
-    p.number = join_tokens(tok, 0, st);
+    p.number = join_tokens(tok, at, st);
     size_t end = st;
     while (end < nt) {
         if (end > st && is_unit_word(tok[end].s, tok[end].n)) {
@@ -267,15 +321,21 @@ static struct parsed parse_first(struct span line)
     return p;
 }
 
-static struct parsed parse_line(struct span line, int conv)
+/* Parse one line; *score is 2 when the number stands where the country (or, without one, the
+ * line's look) puts it, 1 when only the other position fits, 0 when the line has no number. */
+static struct parsed parse_line(struct span line, int conv, int *score)
 {
     if (conv == -1) {
-        conv = line.n && isdigit((unsigned char)line.s[0]) ? 1 : 0;
+        struct span tok[3];
+        size_t nt = tokenize(line, tok, 3);
+        conv = (line.n && isdigit((unsigned char)line.s[0])) || leading_label(tok, nt) ? 1 : 0;
     }
     struct parsed p = conv ? parse_first(line) : parse_after(line);
+    *score = p.ok ? 2 : 0;
     if (!p.ok) {
         struct parsed q = conv ? parse_after(line) : parse_first(line);
         if (q.ok) {
+            *score = 1;
             return q;
         }
     }
@@ -344,12 +404,15 @@ void es_addr_parse(const char *block, size_t n, const char *country, size_t clen
     int conv = convention(country, clen);
     int street_at = -1;
     struct parsed sp = {{"", 0}, {"", 0}, {"", 0}, 0};
-    for (size_t k = 0; k < nl && street_at < 0; k++) {
+    int best = 0;
+    for (size_t k = 0; k < nl && best < 2; k++) {
         if (starts_with_unit(lines[k])) {
             continue;
         }
-        struct parsed p = parse_line(lines[k], conv);
-        if (p.ok) {
+        int score;
+        struct parsed p = parse_line(lines[k], conv, &score);
+        if (score > best) {
+            best = score;
             street_at = (int)k;
             sp = p;
         }
