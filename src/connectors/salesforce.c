@@ -788,12 +788,156 @@ static void take_result(struct es_write_result *r, json_t *e, const char *object
     es_buf_release(&fl);
 }
 
+/* The fields of object that Salesforce takes on create only (describe: createable true,
+ * updateable false, e.g. PricebookEntry.Product2Id), as a JSON array kept with the cached
+ * describe. Borrowed reference. */
+static int create_only_fields(struct es_sf_ctx *ctx, const char *object, json_t **out,
+                              struct es_err *err)
+{
+    json_t *d = NULL;
+    int rc = raw_describe(ctx, object, &d, err);
+    if (rc != ES_OK) {
+        return rc;
+    }
+    json_t *co = json_object_get(d, "_es_create_only");
+    if (!co) {
+        co = json_array();
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(d, "fields"), i, f)
+        {
+            json_t *n = json_object_get(f, "name");
+            if (json_is_string(n) && json_is_true(json_object_get(f, "createable")) &&
+                json_is_false(json_object_get(f, "updateable"))) {
+                json_array_append(co, n);
+            }
+        }
+        json_object_set_new(d, "_es_create_only", co);
+    }
+    *out = co;
+    return ES_OK;
+}
+
+static int has_any(json_t *rec, json_t *names)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        if (json_object_get(rec, json_string_value(n))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void drop_fields(json_t *rec, json_t *names)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        json_object_del(rec, json_string_value(n));
+    }
+}
+
+/* The external-id value a record is upserted with (match, else its data), or NULL. */
+static const char *ext_value(const struct es_write *w, const char *ext)
+{
+    return w->match ? w->match : json_string_value(json_object_get(w->data, ext));
+}
+
+/* Upsert by external id of records carrying create-only fields and no known target id: one
+ * SOQL query finds which of them exist already (those take Salesforce's update branch),
+ * flagging them in exists[]. A failed lookup fails the records (the call's failure). */
+static int find_existing(struct es_sf_ctx *ctx, const char *object, const char *ext,
+                         const struct es_write *in, const size_t *idx, size_t n,
+                         const unsigned char *ask, unsigned char *exists, struct es_err *err)
+{
+    struct es_buf q;
+    es_buf_init(&q, 0);
+    (void)es_buf_printf(&q, "SELECT Id, %s FROM %s WHERE %s IN (", ext, object, ext);
+    size_t nq = 0;
+    for (size_t k = 0; k < n; k++) {
+        const char *v = ask[k] ? ext_value(&in[idx[k]], ext) : NULL;
+        if (!v) {
+            continue;
+        }
+        (void)es_buf_printf(&q, "%s'", nq++ ? "," : "");
+        for (const char *p = v; *p; p++) {
+            if (*p == '\\' || *p == '\'') {
+                (void)es_buf_append(&q, "\\", 1);
+            }
+            (void)es_buf_append(&q, p, 1);
+        }
+        (void)es_buf_append(&q, "'", 1);
+    }
+    (void)es_buf_printf(&q, ")");
+    int rc = ES_OK;
+    if (nq) {
+        struct es_buf u;
+        es_buf_init(&u, 0);
+        (void)es_buf_printf(&u, "/services/data/v%s/query?q=", ctx->ver);
+        (void)es_http_escape(&u, q.data);
+        json_t *j = NULL;
+        rc = sf_call(ctx, "GET", u.data, NULL, NULL, &j, NULL, err);
+        es_buf_release(&u);
+        json_t *recs = json_object_get(j, "records");
+        if (rc == ES_OK && (!json_is_array(recs) || json_is_false(json_object_get(j, "done")))) {
+            rc = es_err_set(err, ES_EPROTOCOL, "lookup of %s by %s: unexpected query answer",
+                            object, ext);
+        }
+        for (size_t k = 0; k < n && rc == ES_OK; k++) {
+            const char *v = ask[k] ? ext_value(&in[idx[k]], ext) : NULL;
+            size_t i;
+            json_t *r;
+            json_array_foreach(recs, i, r)
+            {
+                const char *have = json_string_value(json_object_get(r, ext));
+                if (v && have && strcmp(v, have) == 0) {
+                    exists[k] = 1;
+                }
+            }
+        }
+        json_decref(j);
+    }
+    es_buf_release(&q);
+    return rc;
+}
+
 /* Sends one collection request for the records idx[0..n) and fills their results. */
 static int send_collection(struct es_sf_ctx *ctx, const char *object, const char *method,
                            const char *ext, const char *op, const struct es_write *in,
                            const size_t *idx, size_t n, struct es_write_result *res,
                            struct es_err *err)
 {
+    /* Update path (by id, or an upsert of a record known to exist): create-only fields
+     * are left out, Salesforce refuses them there (INVALID_FIELD_FOR_INSERT_UPDATE). */
+    json_t *co = NULL;
+    unsigned char *known = NULL;
+    if (strcmp(op, "create") != 0) {
+        int rc = create_only_fields(ctx, object, &co, err);
+        if (rc == ES_OK && json_array_size(co) && ext) {
+            known = es_xmalloc(n ? n : 1);
+            unsigned char *ask = es_xmalloc(n ? n : 1);
+            size_t nask = 0;
+            for (size_t k = 0; k < n; k++) {
+                const struct es_write *w = &in[idx[k]];
+                known[k] = w->target_id != NULL;
+                ask[k] = !w->target_id && json_is_object(w->data) && has_any(w->data, co);
+                nask += ask[k];
+            }
+            if (nask) {
+                rc = find_existing(ctx, object, ext, in, idx, n, ask, known, err);
+            }
+            es_free(ask);
+        }
+        if (rc != ES_OK) {
+            fail_all(res, idx, n, err);
+            es_free(known);
+            return rc;
+        }
+    }
     json_t *records = json_array();
     size_t *sent = es_xmalloc((n ? n : 1) * sizeof *sent);
     size_t ns = 0;
@@ -805,6 +949,9 @@ static int send_collection(struct es_sf_ctx *ctx, const char *object, const char
             continue;
         }
         json_t *rec = json_copy(in[i].data);
+        if (co && (!ext || (known && known[k]))) {
+            drop_fields(rec, co);
+        }
         json_object_set_new(rec, "attributes", json_pack("{s:s}", "type", object));
         if (strcmp(op, "update") == 0) {
             const char *tid = in[i].target_id
@@ -871,6 +1018,7 @@ static int send_collection(struct es_sf_ctx *ctx, const char *object, const char
     }
     json_decref(records);
     es_free(sent);
+    es_free(known);
     return rc;
 }
 

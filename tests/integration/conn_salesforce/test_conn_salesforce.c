@@ -134,7 +134,7 @@ static void test_describe_and_ping(void **state)
 }
 
 /* Counts Accounts whose field equals value, with SOQL through a plain authenticated call. */
-static long count_where(const char *field, const char *value)
+static long count_where_obj(const char *object, const char *field, const char *value)
 {
     struct es_http *h = NULL;
     struct es_err err;
@@ -143,7 +143,7 @@ static long count_where(const char *field, const char *value)
     struct es_buf q;
     es_buf_init(&q, 0);
     char soql[256];
-    snprintf(soql, sizeof soql, "SELECT Id FROM Account WHERE %s = '%s'", field, value);
+    snprintf(soql, sizeof soql, "SELECT Id FROM %s WHERE %s = '%s'", object, field, value);
     assert_int_equal(es_buf_puts(&q, "/services/data/v60.0/query?q="), ES_OK);
     assert_int_equal(es_http_escape(&q, soql), ES_OK);
     struct es_http_req_opts rq = {.method = "GET", .url = q.data};
@@ -158,6 +158,11 @@ static long count_where(const char *field, const char *value)
     es_buf_release(&q);
     es_http_free(h);
     return n;
+}
+
+static long count_where(const char *field, const char *value)
+{
+    return count_where_obj("Account", field, value);
 }
 
 static void test_upsert_idempotent(void **state)
@@ -503,12 +508,113 @@ static void test_rate_limit_storm(void **state)
     json_decref(in[1].data);
 }
 
+/* One PricebookEntry write; returns the result code, *id gets the target id (if any). */
+static int write_pbe(enum es_write_op op, const char *ext, const char *tid, const char *match,
+                     const char *pb, const char *prod, double price, char *id, size_t cap)
+{
+    struct es_write in = {"pbe", tid, match,
+                          json_pack("{s:s, s:s, s:f, s:b, s:s}", "Pricebook2Id", pb, "Product2Id",
+                                    prod, "UnitPrice", price, "IsActive", 1, "Tryton_Product_Id__c",
+                                    match ? match : "PX-1")};
+    struct es_write_result res;
+    memset(&res, 0, sizeof res);
+    struct es_err err;
+    es_err_clear(&err);
+    int rc = es_conn_write_batch(g_c, "PricebookEntry", op, ext, &in, 1, &res, &err);
+    int code = rc != ES_OK ? rc : (int)res.code;
+    if (code != ES_OK) {
+        fprintf(stderr, "pbe write: %s\n", res.err.msg);
+    }
+    if (id && res.target_id) {
+        es_strlcpy(id, res.target_id, cap);
+    }
+    es_write_results_release(&res, 1);
+    json_decref(in.data);
+    return code;
+}
+
+static double pbe_price(const char *id)
+{
+    json_t *r = NULL;
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_conn_get(g_c, "PricebookEntry", id, &r, &err), ES_OK);
+    double p = json_number_value(json_object_get(r, "UnitPrice"));
+    json_decref(r);
+    return p;
+}
+
+/* Updates resend the same payload shape as creates: PricebookEntry's Product2Id and
+ * Pricebook2Id are create-only (the emulator refuses them on update like Salesforce), so the
+ * connector leaves them out on every update path it can know: update by id, upsert of a
+ * record with a known target id, upsert by external id of a record that exists already. */
+static void test_create_only_fields_on_update(void **state)
+{
+    (void)state;
+    json_t *j = NULL;
+    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/reset", "{\"seed\":\"demo\"}", &j),
+                     200);
+    json_decref(j);
+    struct es_batch b;
+    struct es_err err;
+    es_batch_init(&b);
+    es_err_clear(&err);
+    assert_int_equal(es_conn_read_page(g_c, "Pricebook2", NULL, 50, &b, &err), ES_OK);
+    char pb[24] = "";
+    for (size_t i = 0; i < b.count; i++) {
+        if (json_is_true(json_object_get(b.items[i].data, "IsStandard"))) {
+            es_strlcpy(pb, b.items[i].key, sizeof pb);
+        }
+    }
+    es_batch_release(&b);
+    assert_true(pb[0] != '\0');
+    struct es_write pin = {"p", NULL, NULL, json_pack("{s:s}", "Name", "Create-only probe")};
+    struct es_write_result pres;
+    memset(&pres, 0, sizeof pres);
+    es_err_clear(&err);
+    assert_int_equal(
+        es_conn_write_batch(g_c, "Product2", ES_WRITE_CREATE, NULL, &pin, 1, &pres, &err), ES_OK);
+    assert_int_equal(pres.code, ES_OK);
+    char prod[24];
+    es_strlcpy(prod, pres.target_id, sizeof prod);
+    es_write_results_release(&pres, 1);
+    json_decref(pin.data);
+
+    char id[24] = "", id2[24] = "";
+    assert_int_equal(write_pbe(ES_WRITE_CREATE, NULL, NULL, NULL, pb, prod, 10.0, id, sizeof id),
+                     ES_OK);
+    assert_true(pbe_price(id) == 10.0);
+    /* update by id, same payload shape */
+    assert_int_equal(write_pbe(ES_WRITE_UPDATE, NULL, id, NULL, pb, prod, 12.5, NULL, 0), ES_OK);
+    assert_true(pbe_price(id) == 12.5);
+    /* upsert without external id, target known */
+    assert_int_equal(write_pbe(ES_WRITE_UPSERT, NULL, id, NULL, pb, prod, 13.0, NULL, 0), ES_OK);
+    assert_true(pbe_price(id) == 13.0);
+    /* upsert by external id, target known */
+    assert_int_equal(write_pbe(ES_WRITE_UPSERT, "Tryton_Product_Id__c", id, "PX-1", pb, prod, 14.0,
+                               id2, sizeof id2),
+                     ES_OK);
+    assert_string_equal(id2, id);
+    assert_true(pbe_price(id) == 14.0);
+    /* upsert by external id, target unknown (a retry, a lost link): looked up first */
+    assert_int_equal(write_pbe(ES_WRITE_UPSERT, "Tryton_Product_Id__c", NULL, "PX-1", pb, prod,
+                               15.0, id2, sizeof id2),
+                     ES_OK);
+    assert_string_equal(id2, id);
+    assert_true(pbe_price(id) == 15.0);
+    assert_int_equal(count_where_obj("PricebookEntry", "Tryton_Product_Id__c", "PX-1"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_describe_and_ping), cmocka_unit_test(test_upsert_idempotent),
-        cmocka_unit_test(test_refusals),          cmocka_unit_test(test_bulk_and_paging),
-        cmocka_unit_test(test_token_expiry),      cmocka_unit_test(test_rate_limit_storm),
+        cmocka_unit_test(test_describe_and_ping),
+        cmocka_unit_test(test_upsert_idempotent),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_bulk_and_paging),
+        cmocka_unit_test(test_token_expiry),
+        cmocka_unit_test(test_rate_limit_storm),
+        cmocka_unit_test(test_create_only_fields_on_update),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
