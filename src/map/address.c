@@ -257,11 +257,12 @@ static struct parsed parse_after(struct span line)
     struct parsed p = {{line.s, line.n}, {"", 0}, {"", 0}, 0};
     struct span tok[MAX_TOKENS];
     size_t nt = tokenize(line, tok, MAX_TOKENS);
+    size_t lead = leading_label(tok, nt);
     for (size_t k = nt; k-- > 1;) {
         if (!is_number_token(tok[k]) || is_unit_word(tok[k - 1].s, tok[k - 1].n)) {
             continue; /* "Stiege 2", "bte 3": the number of a unit, not of the house */
         }
-        if (leading_label(tok, nt) == k) {
+        if (k == lead) {
             continue; /* "Plot No. 11, Anna Salai": the number comes first */
         }
         /* "Hauptstraße Nr. 5": the label goes with neither part */

@@ -131,6 +131,9 @@ static const struct acase cases[] = {
      "Floor 3, Tower B"},
     {"Plot No. 11, Anna Salai", "", "Anna Salai", "11", ""},
     {"Plot No. 11, Anna Salai", "DE", "Anna Salai", "11", ""},
+    {"Plot No. 11, Anna Salai, Teynampet", "IN", "Anna Salai", "11", "Teynampet"},
+    {"8181 No. 3 Road", "CA", "No. 3 Road", "8181", ""},
+    {"12 Level Street", "AU", "Level Street", "12", ""},
     {"Hauptstraße Nr. 5", "DE", "Hauptstraße", "5", ""},
     {"Calle Mayor Nº 5", "ES", "Calle Mayor", "5", ""},
     /* The Salesforce sandbox's demo seed (sandbox/sf_seed.c), one per country */
@@ -188,6 +191,7 @@ static const struct jcase joins[] = {
     {"Marktplatz", NULL, NULL, "DE", "Marktplatz"},
     {"George St", "12", "Unit 5", "AU", "12 George St\nUnit 5"},
     {NULL, NULL, "c/o Acme", "DE", "c/o Acme"},
+    {"Anna Salai", "11", "Floor 2, Tower B", "IN", "11 Anna Salai\nFloor 2, Tower B"},
 };
 
 static void test_join_cases(void **state)
