@@ -1377,13 +1377,64 @@ static json_t *nav_list(json_t *v)
     return json_is_array(v) ? v : NULL;
 }
 
+/* The children the parent has now under nav, in key order (GET Parent('k')/to_Nav?$orderby=
+ * <child keys>). OUT: *out (an array), json_decref(). */
+static int read_children(struct sap_ctx *ctx, const char *svc, const char *object, const char *id,
+                         const char *nav, json_t *cset, json_t **out, struct es_err *err)
+{
+    *out = NULL;
+    struct es_buf p, o;
+    es_buf_init(&p, 0);
+    es_buf_init(&o, 0);
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(cset, "keys"), i, k)
+    {
+        (void)es_buf_printf(&o, "%s%s", i ? "," : "", json_string_value(k));
+    }
+    (void)es_buf_printf(&p, "%s(", object);
+    (void)es_sap_key_literal(&p, id);
+    (void)es_buf_printf(&p, ")/%s", nav);
+    if (o.len) {
+        (void)es_buf_puts(&p, "?$orderby=");
+        (void)es_http_escape(&p, o.data);
+    }
+    char *url = svc_url(ctx, svc, p.data, 1);
+    es_buf_release(&p);
+    es_buf_release(&o);
+    json_t *j = NULL;
+    int rc = get_json(ctx, url, &j, NULL, err);
+    es_free(url);
+    if (rc == ES_OK) {
+        json_t *d = unwrap_d(j);
+        json_t *res = json_is_array(d) ? d : json_object_get(d, "results");
+        if (!json_is_array(res)) {
+            rc = es_err_set(err, ES_EPROTOCOL, "%s('%s')/%s: OData feed has no results array",
+                            object, id, nav);
+        } else if (json_object_get(d, "__next")) {
+            rc = es_err_set(err, ES_EPROTOCOL,
+                            "%s('%s')/%s: more children than one page, not matched", object, id,
+                            nav);
+        } else {
+            *out = json_incref(res);
+        }
+    }
+    json_decref(j);
+    return rc;
+}
+
 /* Deep update: after the header, each child of a known navigation property is updated in its
- * own entity set with If-Match (read first; one re-read on 412), or created there when it
- * lacks its key. The parent's key fields are filled in. The first failing child fails the
- * record (the header and earlier children stay written: SAP has no transaction across calls;
- * the retry writes the same values again). */
-static int update_children(struct sap_ctx *ctx, json_t *set, const char *object, const char *id,
-                           json_t *data, struct es_write_result *r, struct es_err *err)
+ * own entity set with If-Match (read first; one re-read on 412). Children are matched to the
+ * parent's existing ones (read once per navigation property, in key order): a child with its
+ * key updates that one; a child without its key takes the next existing child that no mapped
+ * child claimed by key, by position (the first keyless address updates the first existing
+ * address), and only keyless children beyond the existing count are created (through the
+ * parent's navigation property). The parent's key fields are filled in. The first failing
+ * child fails the record (the header and earlier children stay written: SAP has no
+ * transaction across calls; the retry writes the same values again). */
+static int update_children(struct sap_ctx *ctx, const char *svc, json_t *set, const char *object,
+                           const char *id, json_t *data, struct es_write_result *r,
+                           struct es_err *err)
 {
     json_t *pkeys = json_object_get(set, "keys");
     for (size_t i = 0; i < ES_ARRAY_LEN(deep_navs) && r->code == ES_OK; i++) {
@@ -1398,31 +1449,73 @@ static int update_children(struct sap_ctx *ctx, json_t *set, const char *object,
         struct es_err e;
         es_err_clear(&e);
         int rc = entity_meta(ctx, deep_navs[i].child, &csvc, &cset, &e);
-        if (rc != ES_OK) {
-            fail_result(r, &e);
-            return rc == ES_ECONFIG || rc == ES_ENOTFOUND || rc == ES_EPROTOCOL ? ES_OK : rc;
+        json_t *have = NULL;
+        if (rc == ES_OK) {
+            rc = read_children(ctx, svc, object, id, deep_navs[i].nav, cset, &have, &e);
         }
-        size_t k;
-        json_t *kid;
-        json_array_foreach(kids, k, kid)
-        {
-            if (!json_is_object(kid)) {
+        if (rc != ES_OK) {
+            if (rc == ES_ECONFIG || rc == ES_ENOTFOUND || rc == ES_EPROTOCOL) {
+                fail_result(r, &e);
+                return ES_OK;
+            }
+            es_err_set(err, e.code, "%s", e.msg);
+            if (err) {
+                es_err_remote(err, e.http_status, e.remote_code, e.remote_msg);
+                err->retry_after = e.retry_after;
+            }
+            return rc;
+        }
+        size_t nh = json_array_size(have);
+        char **hkeys = es_xmalloc((nh ? nh : 1) * sizeof *hkeys);
+        unsigned char *claimed = es_xmalloc(nh ? nh : 1);
+        for (size_t h = 0; h < nh; h++) {
+            hkeys[h] = record_key(cset, json_array_get(have, h));
+            claimed[h] = 0;
+        }
+        /* the mapped children: the parent's key filled in, keyed ones claim theirs */
+        size_t nk = json_array_size(kids);
+        json_t **cds = es_xmalloc(nk * sizeof *cds);
+        char **cids = es_xmalloc(nk * sizeof *cids);
+        for (size_t k = 0; k < nk; k++) {
+            json_t *kid = json_array_get(kids, k);
+            cds[k] = json_is_object(kid) ? json_deep_copy(kid) : NULL;
+            cids[k] = NULL;
+            if (!cds[k]) {
                 continue;
             }
-            json_t *cd = json_deep_copy(kid);
-            /* the parent's key values (single key: the id itself) */
             if (json_array_size(pkeys) == 1) {
                 const char *pk = json_string_value(json_array_get(pkeys, 0));
-                if (!json_object_get(cd, pk)) {
-                    json_object_set_new(cd, pk, json_string(id));
+                if (!json_object_get(cds[k], pk)) {
+                    json_object_set_new(cds[k], pk, json_string(id));
                 }
             }
-            char *cid = record_key(cset, cd);
+            cids[k] = record_key(cset, cds[k]);
+            for (size_t h = 0; cids[k] && h < nh; h++) {
+                if (hkeys[h] && strcmp(hkeys[h], cids[k]) == 0) {
+                    claimed[h] = 1;
+                }
+            }
+        }
+        size_t next = 0;
+        for (size_t k = 0; k < nk && rc == ES_OK && r->code == ES_OK; k++) {
+            json_t *cd = cds[k];
+            if (!cd) {
+                continue;
+            }
+            if (!cids[k]) {
+                while (next < nh && (claimed[next] || !hkeys[next])) {
+                    next++;
+                }
+                if (next < nh) {
+                    claimed[next] = 1;
+                    cids[k] = es_xstrdup(hkeys[next]);
+                }
+            }
             struct es_write_result cr;
             memset(&cr, 0, sizeof cr);
             es_err_clear(&e);
-            if (cid) {
-                rc = update_entity(ctx, csvc, cset, deep_navs[i].child, cid, cd, &cr, &e);
+            if (cids[k]) {
+                rc = update_entity(ctx, csvc, cset, deep_navs[i].child, cids[k], cd, &cr, &e);
             } else {
                 /* a new child: created through the parent's navigation property */
                 struct es_write cw = {.key = "child", .data = cd};
@@ -1434,27 +1527,35 @@ static int update_children(struct sap_ctx *ctx, json_t *set, const char *object,
                 rc = create_at(ctx, csvc, cset, deep_navs[i].child, np.data, &cw, &cr, &e);
                 es_buf_release(&np);
             }
-            json_decref(cd);
-            es_free(cid);
             if (rc != ES_OK) {
                 es_err_set(err, e.code, "%s", e.msg);
                 if (err) {
                     es_err_remote(err, e.http_status, e.remote_code, e.remote_msg);
                 }
-                es_write_results_release(&cr, 1);
-                return rc;
-            }
-            if (cr.code != ES_OK) {
+            } else if (cr.code != ES_OK) {
                 struct es_err ce = cr.err;
                 es_err_prefix(&ce, "%s %s updated, %s[%zu] failed", object, id, deep_navs[i].nav,
                               k);
                 fail_result(r, &ce);
                 es_free(r->target_id);
                 r->target_id = NULL;
-                es_write_results_release(&cr, 1);
-                return ES_OK;
             }
             es_write_results_release(&cr, 1);
+        }
+        for (size_t k = 0; k < nk; k++) {
+            json_decref(cds[k]);
+            es_free(cids[k]);
+        }
+        for (size_t h = 0; h < nh; h++) {
+            es_free(hkeys[h]);
+        }
+        es_free(cds);
+        es_free(cids);
+        es_free(hkeys);
+        es_free(claimed);
+        json_decref(have);
+        if (rc != ES_OK) {
+            return rc;
         }
     }
     return ES_OK;
@@ -1466,7 +1567,7 @@ static int do_update(struct sap_ctx *ctx, const char *svc, json_t *set, const ch
 {
     int rc = update_entity(ctx, svc, set, object, id, w->data, r, err);
     if (rc == ES_OK && r->code == ES_OK) {
-        rc = update_children(ctx, set, object, id, w->data, r, err);
+        rc = update_children(ctx, svc, set, object, id, w->data, r, err);
     }
     return rc;
 }

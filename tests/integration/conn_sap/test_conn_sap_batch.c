@@ -410,6 +410,146 @@ static void test_deep_update(void **state)
     json_decref(w2.data);
 }
 
+/* The addresses of partner bp as SAP lists them (GET A_BusinessPartner('bp')/to_...).
+ * OUT: an array, json_decref(). */
+static json_t *addresses_of(const char *bp)
+{
+    char path[256];
+    snprintf(path, sizeof path,
+             SVC_ROOT "API_BUSINESS_PARTNER/A_BusinessPartner('%s')/to_BusinessPartnerAddress"
+                      "?$format=json",
+             bp);
+    struct es_http *h = NULL;
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_http_new(es_config_system(g_cfg, "erp"), &h, &err), ES_OK);
+    struct es_http_req_opts rq = {.method = "GET", .url = path};
+    json_t *j = NULL;
+    assert_int_equal(es_http_json(h, &rq, NULL, &j, &err), ES_OK);
+    json_t *res = json_incref(json_object_get(json_object_get(j, "d"), "results"));
+    assert_true(json_is_array(res));
+    json_decref(j);
+    es_http_free(h);
+    return res;
+}
+
+static json_t *partner(const char *term, const char *street, const char *city, const char *zip)
+{
+    return json_pack("{s:s, s:s, s:s, s:[{s:s, s:s, s:s, s:s}]}", "BusinessPartnerCategory", "2",
+                     "OrganizationBPName1", "Moving Company", "SearchTerm2", term,
+                     "to_BusinessPartnerAddress", "StreetName", street, "CityName", city,
+                     "PostalCode", zip, "Country", "DE");
+}
+
+static int write_partner(enum es_write_op op, const char *tid, json_t *data, char *id, size_t cap,
+                         int *created)
+{
+    struct es_write w = {"mv", tid, json_string_value(json_object_get(data, "SearchTerm2")), data};
+    struct es_write_result r;
+    memset(&r, 0, sizeof r);
+    struct es_err err;
+    es_err_clear(&err);
+    int rc = es_conn_write_batch(g_c, "A_BusinessPartner", op, "SearchTerm2", &w, 1, &r, &err);
+    int code = rc != ES_OK ? rc : (int)r.code;
+    if (code != ES_OK) {
+        fprintf(stderr, "partner write: %s / %s %s\n", err.msg, r.err.msg, r.err.remote_msg);
+    }
+    if (id && r.target_id) {
+        es_strlcpy(id, r.target_id, cap);
+    }
+    if (created) {
+        *created = r.created;
+    }
+    es_write_results_release(&r, 1);
+    json_decref(data);
+    return code;
+}
+
+static void assert_one_address(const char *bp, const char *street, const char *city)
+{
+    json_t *a = addresses_of(bp);
+    if (json_array_size(a) != 1) {
+        fprintf(stderr, "partner %s has %zu addresses\n", bp, json_array_size(a));
+    }
+    assert_int_equal(json_array_size(a), 1);
+    json_t *a0 = json_array_get(a, 0);
+    assert_string_equal(json_string_value(json_object_get(a0, "StreetName")), street);
+    assert_string_equal(json_string_value(json_object_get(a0, "CityName")), city);
+    json_decref(a);
+}
+
+/* A partner moved: the mapped address carries no AddressID, so it is matched to the
+ * partner's existing address by position and PATCHed, never added as a second address; the
+ * same when a create retried finds the partner by external id and upserts it. */
+static void test_moved_address(void **state)
+{
+    (void)state;
+    char id[32] = "", id2[32] = "";
+    int created = -1;
+    assert_int_equal(write_partner(ES_WRITE_UPSERT, NULL,
+                                   partner("MOVE-1", "Alte Gasse", "Bonn", "53111"), id, sizeof id,
+                                   &created),
+                     ES_OK);
+    assert_int_equal(created, 1);
+    assert_one_address(id, "Alte Gasse", "Bonn");
+    json_t *a = addresses_of(id);
+    char addr[32];
+    es_strlcpy(addr, json_string_value(json_object_get(json_array_get(a, 0), "AddressID")),
+               sizeof addr);
+    json_decref(a);
+
+    /* update by id: moved to Hamburg */
+    assert_int_equal(write_partner(ES_WRITE_UPDATE, id,
+                                   partner("MOVE-1", "Jungfernstieg", "Hamburg", "20354"), id2,
+                                   sizeof id2, &created),
+                     ES_OK);
+    assert_string_equal(id2, id);
+    assert_one_address(id, "Jungfernstieg", "Hamburg");
+    a = addresses_of(id);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "AddressID")),
+                        addr);
+    json_decref(a);
+
+    /* upsert without the link (a retried create finds the partner by SearchTerm2) */
+    assert_int_equal(write_partner(ES_WRITE_UPSERT, NULL,
+                                   partner("MOVE-1", "Schlachte", "Bremen", "28195"), id2,
+                                   sizeof id2, &created),
+                     ES_OK);
+    assert_string_equal(id2, id);
+    assert_int_equal(created, 0);
+    assert_one_address(id, "Schlachte", "Bremen");
+
+    /* a create retried: found, reported, nothing added */
+    assert_int_equal(write_partner(ES_WRITE_CREATE, NULL,
+                                   partner("MOVE-1", "Schlachte", "Bremen", "28195"), id2,
+                                   sizeof id2, &created),
+                     ES_OK);
+    assert_string_equal(id2, id);
+    assert_int_equal(created, 0);
+    assert_one_address(id, "Schlachte", "Bremen");
+
+    /* two mapped addresses for one existing: the first updates it, the second is created */
+    json_t *two = partner("MOVE-1", "Schlachte", "Bremen", "28195");
+    json_array_append_new(json_object_get(two, "to_BusinessPartnerAddress"),
+                          json_pack("{s:s, s:s, s:s, s:s}", "StreetName", "Lager", "CityName",
+                                    "Verden", "PostalCode", "27283", "Country", "DE"));
+    assert_int_equal(write_partner(ES_WRITE_UPDATE, id, two, NULL, 0, NULL), ES_OK);
+    a = addresses_of(id);
+    assert_int_equal(json_array_size(a), 2);
+    json_decref(a);
+    assert_int_equal(write_partner(ES_WRITE_UPDATE, id,
+                                   partner("MOVE-1", "Lange Str", "Verden", "27283"), NULL, 0,
+                                   NULL),
+                     ES_OK);
+    a = addresses_of(id);
+    assert_int_equal(json_array_size(a), 2); /* children are never deleted */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "CityName")),
+                        "Verden");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "AddressID")),
+                        addr);
+    json_decref(a);
+}
+
 /* Changes order arg "in SAP" (admin endpoint) while our $batch is held by a latency fault. */
 static void *change_behind(void *arg)
 {
@@ -495,9 +635,8 @@ static void test_batch_update_412(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_batch_creates),
-        cmocka_unit_test(test_batch_cut_and_unsupported),
-        cmocka_unit_test(test_deep_update),
+        cmocka_unit_test(test_batch_creates),    cmocka_unit_test(test_batch_cut_and_unsupported),
+        cmocka_unit_test(test_deep_update),      cmocka_unit_test(test_moved_address),
         cmocka_unit_test(test_batch_update_412),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
