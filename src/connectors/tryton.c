@@ -1285,24 +1285,90 @@ static int create_records(struct tr_ctx *x, const char *model, const char *field
     return rc;
 }
 
-static int write_record(struct tr_ctx *x, const char *model, long long id, const char *field,
-                        const struct es_write *w, struct es_write_result *res, struct es_err *err)
+/* On an update, the one2many lists of d (encoded as [["create", rows]]) are matched to the
+ * record's existing children by position: the k-th mapped child writes the k-th child the
+ * record has now (in the field's order, e.g. party.address by sequence, id), children beyond
+ * the existing count are created, existing ones beyond the mapped count are left as they are
+ * (never deleted). The commands go into the record's own write: one transaction. many2many
+ * lists to create are left out (they cannot be matched). */
+static int match_children(struct tr_ctx *x, const char *model, long long id, json_t *d,
+                          struct es_err *err)
 {
-    struct es_err e = {0};
-    json_t *d = payload(x, model, field, w, &e);
-    int rc = d ? ES_OK : (e.code ? e.code : ES_EREMOTE);
-    /* child lists cannot be diffed: sending them again would add the children twice */
+    json_t *fields = fields_of(x, model, err);
+    if (!fields) {
+        return err && err->code ? err->code : ES_EREMOTE;
+    }
+    json_t *names = json_array();
     const char *k;
     json_t *v;
     void *tmp;
     json_object_foreach_safe(d, tmp, k, v)
     {
         const char *cmd = json_string_value(json_array_get(json_array_get(v, 0), 0));
-        if (cmd && !strcmp(cmd, "create")) {
+        if (!cmd || strcmp(cmd, "create") != 0) {
+            continue;
+        }
+        const char *type = json_string_value(json_object_get(json_object_get(fields, k), "type"));
+        if (type && !strcmp(type, "one2many")) {
+            json_array_append_new(names, json_string(k));
+        } else {
             json_object_del(d, k);
         }
     }
-    if (d && json_object_size(d)) {
+    if (!json_array_size(names)) {
+        json_decref(names);
+        return ES_OK;
+    }
+    json_t *cur = NULL;
+    int rc = call(x, model, "read", json_pack("[[I], O]", (json_int_t)id, names), NULL, &cur, err);
+    json_t *rec = json_array_get(cur, 0);
+    if (rc == ES_OK && !json_is_object(rec)) {
+        rc = es_err_set(err, ES_ENOTFOUND, "tryton: %s %lld not found", model, id);
+    }
+    size_t i;
+    json_t *name;
+    json_array_foreach(names, i, name)
+    {
+        if (rc != ES_OK) {
+            break;
+        }
+        const char *f = json_string_value(name);
+        json_t *have = json_object_get(rec, f);
+        json_t *rows = json_array_get(json_array_get(json_object_get(d, f), 0), 1);
+        json_t *cmds = json_array();
+        json_t *fresh = json_array();
+        size_t r;
+        json_t *row;
+        json_array_foreach(rows, r, row)
+        {
+            json_t *hid = json_array_get(have, r);
+            if (json_is_integer(hid)) {
+                json_array_append_new(cmds, json_pack("[s, [O], O]", "write", hid, row));
+            } else {
+                json_array_append(fresh, row);
+            }
+        }
+        if (json_array_size(fresh)) {
+            json_array_append_new(cmds, json_pack("[s, O]", "create", fresh));
+        }
+        json_decref(fresh);
+        json_object_set_new(d, f, cmds);
+    }
+    json_decref(cur);
+    json_decref(names);
+    return rc;
+}
+
+static int write_record(struct tr_ctx *x, const char *model, long long id, const char *field,
+                        const struct es_write *w, struct es_write_result *res, struct es_err *err)
+{
+    struct es_err e = {0};
+    json_t *d = payload(x, model, field, w, &e);
+    int rc = d ? ES_OK : (e.code ? e.code : ES_EREMOTE);
+    if (rc == ES_OK) {
+        rc = match_children(x, model, id, d, &e);
+    }
+    if (d && rc == ES_OK && json_object_size(d)) {
         rc = call(x, model, "write", json_pack("[[I], o]", (json_int_t)id, d), NULL, NULL, &e);
     } else {
         json_decref(d);
