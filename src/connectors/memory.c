@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,6 +157,26 @@ static int load_file(const char *path, struct es_err *err)
     return ES_OK;
 }
 
+/* A process killed in the middle of an append leaves a torn last line. Ends it, so the next
+ * append starts a line of its own instead of being glued to (and lost with) the torn one.
+ * The torn line is skipped at replay (not JSON); the engine rewrites that record, because its
+ * outcome was never committed. Caller holds g_lock. */
+static int end_torn_line(int fd, const char *path, struct es_err *err)
+{
+    struct stat st;
+    char last = '\n';
+    if (fstat(fd, &st) != 0) {
+        return es_err_set(err, ES_EIO, "memory: cannot stat %s: %s", path, strerror(errno));
+    }
+    if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1) {
+        return es_err_set(err, ES_EIO, "memory: cannot read %s: %s", path, strerror(errno));
+    }
+    if (last != '\n' && write(fd, "\n", 1) != 1) {
+        return es_err_set(err, ES_EIO, "memory: cannot write %s: %s", path, strerror(errno));
+    }
+    return ES_OK;
+}
+
 static int memory_init(struct es_conn *c, struct es_err *err)
 {
     struct memory_ctx *ctx = c->ctx;
@@ -183,14 +204,18 @@ static int memory_init(struct es_conn *c, struct es_err *err)
     if (file && file->kind == ES_NODE_SCALAR && file->str && *file->str) {
         pthread_mutex_lock(&g_lock);
         int rc = load_file(file->str, err);
+        if (rc == ES_OK) {
+            ctx->fd = open(file->str, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            if (ctx->fd < 0) {
+                rc = es_err_set(err, ES_EIO, "memory: cannot open %s: %s", file->str,
+                                strerror(errno));
+            } else {
+                rc = end_torn_line(ctx->fd, file->str, err);
+            }
+        }
         pthread_mutex_unlock(&g_lock);
         if (rc != ES_OK) {
             return rc;
-        }
-        ctx->fd = open(file->str, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (ctx->fd < 0) {
-            return es_err_set(err, ES_EIO, "memory: cannot open %s: %s", file->str,
-                              strerror(errno));
         }
     }
     const struct es_node *fe = es_node_get(c->cfg->options, "fail_every");

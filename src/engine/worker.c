@@ -294,6 +294,7 @@ static void write_back(struct worker *w, struct flow_rt *rt, struct mdm_ctx *m, 
     if (sc) {
         rc =
             es_conn_write_batch(sc, rt->source_object, ES_WRITE_UPDATE, NULL, wbw, nwb, wbr, &werr);
+        es__budget_note(e, f->from_idx, sc);
     }
     for (k = 0; k < nwb; k++) {
         struct item *it = &items[at[k]];
@@ -549,6 +550,7 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
         es_err_clear(&werr);
         int rc = es_conn_write_batch(conn, rt->target_object, op, f->external_id, writes, nw,
                                      results, &werr);
+        es__budget_note(e, f->to_idx, conn);
         for (size_t i = 0; i < n; i++) {
             struct item *it = &items[i];
             if (it->written < 0) {
