@@ -9,7 +9,8 @@
  * "date"...}) become strings ("10.00", "2026-11-27T17:42:55.748351", "2026-11-27"), and
  * booleans become true/false on both backends (SQLite answers 0/1). On the way in, values
  * are typed from fields_get: numeric -> Decimal, date/datetime strings -> Tryton dates,
- * one2many arrays of objects -> [["create", [...]]].
+ * one2many arrays of objects -> [["create", [...]]]; on updates those are matched to the
+ * record's existing children by position (write the k-th, create beyond; never delete).
  *
  * Changes: write_date is null on never-edited records, so the change time is
  * coalesce(write_date, create_date). Tryton cannot order by that, so read_changes runs two
