@@ -788,6 +788,16 @@ static void take_result(struct es_write_result *r, json_t *e, const char *object
     es_buf_release(&fl);
 }
 
+/* Copies the failure e into err (the caller's, may be NULL). */
+static void pass_err(struct es_err *err, const struct es_err *e)
+{
+    es_err_set(err, e->code, "%s", e->msg);
+    if (err) {
+        es_err_remote(err, e->http_status, e->remote_code, e->remote_msg);
+        err->retry_after = e->retry_after;
+    }
+}
+
 /* The fields of object that Salesforce takes on create only (describe: createable true,
  * updateable false, e.g. PricebookEntry.Product2Id), as a JSON array kept with the cached
  * describe. Borrowed reference. */
@@ -916,7 +926,9 @@ static int send_collection(struct es_sf_ctx *ctx, const char *object, const char
     json_t *co = NULL;
     unsigned char *known = NULL;
     if (strcmp(op, "create") != 0) {
-        int rc = create_only_fields(ctx, object, &co, err);
+        struct es_err le;
+        es_err_clear(&le);
+        int rc = create_only_fields(ctx, object, &co, &le);
         if (rc == ES_OK && json_array_size(co) && ext) {
             known = es_xmalloc(n ? n : 1);
             unsigned char *ask = es_xmalloc(n ? n : 1);
@@ -928,12 +940,13 @@ static int send_collection(struct es_sf_ctx *ctx, const char *object, const char
                 nask += ask[k];
             }
             if (nask) {
-                rc = find_existing(ctx, object, ext, in, idx, n, ask, known, err);
+                rc = find_existing(ctx, object, ext, in, idx, n, ask, known, &le);
             }
             es_free(ask);
         }
         if (rc != ES_OK) {
-            fail_all(res, idx, n, err);
+            fail_all(res, idx, n, &le);
+            pass_err(err, &le);
             es_free(known);
             return rc;
         }
@@ -1071,6 +1084,60 @@ static int sf_delete(struct es_sf_ctx *ctx, const char *object, const struct es_
     return rc;
 }
 
+/* Bulk jobs take the same rule as collections: rows of records known to exist (update, a
+ * known target id, or found by external id in chunks of 200) lose their create-only fields
+ * (an empty CSV cell leaves the field as it is). *out is NULL when nothing changes, else a
+ * copy of in[] whose changed rows hold new data (json_decref those that differ). */
+static int bulk_strip(struct es_sf_ctx *ctx, const char *object, enum es_write_op op,
+                      const char *ext, const struct es_write *in, size_t n, struct es_write **out,
+                      struct es_write_result *res, struct es_err *err)
+{
+    *out = NULL;
+    if (op == ES_WRITE_CREATE || op == ES_WRITE_DELETE) {
+        return ES_OK;
+    }
+    json_t *co = NULL;
+    struct es_err le;
+    es_err_clear(&le);
+    int rc = create_only_fields(ctx, object, &co, &le);
+    if (rc == ES_OK && !json_array_size(co)) {
+        return ES_OK;
+    }
+    unsigned char *known = es_xmalloc(n ? n : 1);
+    unsigned char *ask = es_xmalloc(n ? n : 1);
+    size_t *idx = es_xmalloc(SF_COLLECTION_MAX * sizeof *idx);
+    for (size_t i = 0; i < n; i++) {
+        known[i] = op == ES_WRITE_UPDATE || in[i].target_id != NULL;
+        ask[i] = !known[i] && ext && json_is_object(in[i].data) && has_any(in[i].data, co);
+    }
+    for (size_t start = 0; rc == ES_OK && ext && start < n; start += SF_COLLECTION_MAX) {
+        size_t end = start + SF_COLLECTION_MAX < n ? start + SF_COLLECTION_MAX : n;
+        size_t m = 0;
+        for (size_t i = start; i < end; i++) {
+            idx[m++] = i;
+        }
+        rc = find_existing(ctx, object, ext, in, idx, m, ask + start, known + start, &le);
+    }
+    if (rc == ES_OK) {
+        struct es_write *cp = es_xmalloc((n ? n : 1) * sizeof *cp);
+        for (size_t i = 0; i < n; i++) {
+            cp[i] = in[i];
+            if (known[i] && json_is_object(in[i].data) && has_any(in[i].data, co)) {
+                cp[i].data = json_copy(in[i].data);
+                drop_fields(cp[i].data, co);
+            }
+        }
+        *out = cp;
+    } else {
+        fail_all(res, NULL, n, &le);
+        pass_err(err, &le);
+    }
+    es_free(known);
+    es_free(ask);
+    es_free(idx);
+    return rc;
+}
+
 static int sf_write_batch(struct es_conn *c, const char *object, enum es_write_op op,
                           const char *external_id, const struct es_write *in, size_t n,
                           struct es_write_result *results, struct es_err *err)
@@ -1084,7 +1151,18 @@ static int sf_write_batch(struct es_conn *c, const char *object, enum es_write_o
         return es_err_set(err, ES_EINVAL, "bad object or external id field name");
     }
     if (ctx->bulk_threshold > 0 && n > (size_t)ctx->bulk_threshold) {
-        return es__sf_bulk_write(c, object, op, external_id, in, n, results, err);
+        struct es_write *cp = NULL;
+        int brc = bulk_strip(ctx, object, op, external_id, in, n, &cp, results, err);
+        if (brc == ES_OK) {
+            brc = es__sf_bulk_write(c, object, op, external_id, cp ? cp : in, n, results, err);
+        }
+        for (size_t i = 0; cp && i < n; i++) {
+            if (cp[i].data != in[i].data) {
+                json_decref(cp[i].data);
+            }
+        }
+        es_free(cp);
+        return brc;
     }
     int rc = ES_OK;
     size_t *a = es_xmalloc(SF_COLLECTION_MAX * sizeof *a);

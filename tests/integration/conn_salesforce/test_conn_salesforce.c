@@ -36,7 +36,7 @@ static int setup(void **state)
     }
     setenv("CONN_SF_ID", "demo", 1);
     setenv("CONN_SF_SECRET", "demo", 1);
-    char yaml[4096];
+    char yaml[8192];
     snprintf(
         yaml, sizeof yaml,
         "store: sqlite:/tmp/unused.db\n"
@@ -56,12 +56,19 @@ static int setup(void **state)
         "    timeout: 2s\n"
         "    auth:\n"
         "      oauth2_client_credentials: {id_env: CONN_SF_ID, secret_env: CONN_SF_SECRET}\n"
+        "  crm_bulk:\n"
+        "    connector: salesforce\n"
+        "    url: %s\n"
+        "    timeout: 60s\n"
+        "    auth:\n"
+        "      oauth2_client_credentials: {id_env: CONN_SF_ID, secret_env: CONN_SF_SECRET}\n"
+        "    options: {bulk_threshold: 1, bulk_poll: 100ms}\n"
         "  mem: {connector: memory}\n"
         "entities:\n"
         "  customer: {objects: {crm: Account, mem: Account}}\n"
         "flows:\n"
         "  f: {entity: customer, from: crm, to: mem, trigger: {poll: 1m}, map: {Name: Name}}\n",
-        g_sb.url, g_sb.url);
+        g_sb.url, g_sb.url, g_sb.url);
     struct es_diags d;
     es_diags_init(&d);
     int rc = es_config_parse("test.yaml", yaml, strlen(yaml), &g_cfg, &d);
@@ -603,6 +610,53 @@ static void test_create_only_fields_on_update(void **state)
     assert_string_equal(id2, id);
     assert_true(pbe_price(id) == 15.0);
     assert_int_equal(count_where_obj("PricebookEntry", "Tryton_Product_Id__c", "PX-1"), 1);
+
+    /* the same through Bulk API 2.0 jobs (bulk_threshold 1): a second entry, then both
+     * updated by id and upserted by external id without links */
+    char id3[24] = "";
+    struct es_write p2 = {"p2", NULL, NULL, json_pack("{s:s}", "Name", "Create-only probe 2")};
+    memset(&pres, 0, sizeof pres);
+    es_err_clear(&err);
+    assert_int_equal(
+        es_conn_write_batch(g_c, "Product2", ES_WRITE_CREATE, NULL, &p2, 1, &pres, &err), ES_OK);
+    char prod2[24];
+    es_strlcpy(prod2, pres.target_id, sizeof prod2);
+    es_write_results_release(&pres, 1);
+    json_decref(p2.data);
+    assert_int_equal(
+        write_pbe(ES_WRITE_CREATE, NULL, NULL, "PX-2", pb, prod2, 20.0, id3, sizeof id3), ES_OK);
+    struct es_conn *bulk = NULL;
+    assert_int_equal(es_conn_open(es_config_system(g_cfg, "crm_bulk"), &bulk, &err), ES_OK);
+    const char *ids[2] = {id, id3}, *ms[2] = {"PX-1", "PX-2"}, *prods[2] = {prod, prod2};
+    for (int round = 0; round < 2; round++) {
+        struct es_write in[2];
+        struct es_write_result res[2];
+        memset(res, 0, sizeof res);
+        for (int i = 0; i < 2; i++) {
+            in[i].key = ms[i];
+            in[i].target_id = round == 0 ? ids[i] : NULL;
+            in[i].match = ms[i];
+            in[i].data =
+                json_pack("{s:s, s:s, s:f, s:s}", "Pricebook2Id", pb, "Product2Id", prods[i],
+                          "UnitPrice", 30.0 + round * 10 + i, "Tryton_Product_Id__c", ms[i]);
+        }
+        es_err_clear(&err);
+        int rc = es_conn_write_batch(bulk, "PricebookEntry",
+                                     round == 0 ? ES_WRITE_UPDATE : ES_WRITE_UPSERT,
+                                     round == 0 ? NULL : "Tryton_Product_Id__c", in, 2, res, &err);
+        if (rc != ES_OK || res[0].code != ES_OK || res[1].code != ES_OK) {
+            fprintf(stderr, "bulk round %d: %s / %s / %s\n", round, err.msg, res[0].err.msg,
+                    res[1].err.msg);
+        }
+        assert_int_equal(rc, ES_OK);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(res[i].code, ES_OK);
+            assert_true(pbe_price(ids[i]) == 30.0 + round * 10 + i);
+            json_decref(in[i].data);
+        }
+        es_write_results_release(res, 2);
+    }
+    es_conn_close(bulk);
 }
 
 int main(void)
