@@ -9,6 +9,7 @@
  *   fail_every: N   every Nth written record fails with a transient error (fault injection)
  *   fail_rate: R    each written record fails transiently with probability R (0..1)
  *   fail_code: NAME the code of injected failures (default "remote"; e.g. auth, business)
+ *   write_delay_ms: N  every write_batch call takes N ms more (a slow remote system)
  *   file: PATH      make the system survive restarts: PATH (JSON lines) is replayed into the
  *                   tables when the first instance opens, and every write appends one line
  *                   {"o": object, "id": id, "key": source key, "data": ..., "deleted": bool}
@@ -34,6 +35,7 @@
 
 struct memory_ctx {
     long long fail_every;
+    long long write_delay_ms;
     long long writes;
     double fail_rate;
     enum es_code fail_code;
@@ -43,7 +45,9 @@ struct memory_ctx {
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *g_objects; /* {object: {id: {"seq": n, "data": {...}, "deleted": bool}}} */
-static long long g_seq;
+/* Modstamps: one sequence per object, so an object's versions depend only on its own
+ * history (replaying a source file gives the same versions whichever file loads first). */
+static json_t *g_seqs; /* {object: last seq} */
 static long long g_next_id;
 static json_t *g_loaded; /* {path: true}: files already replayed in this process */
 static json_t *g_index;  /* {"object\x1ffield": {value: id}}: see field_index() */
@@ -63,6 +67,16 @@ static json_t *object_table(const char *object)
     return t;
 }
 
+static json_int_t next_seq(const char *object)
+{
+    if (!g_seqs) {
+        g_seqs = json_object();
+    }
+    json_int_t v = json_integer_value(json_object_get(g_seqs, object)) + 1;
+    json_object_set_new(g_seqs, object, json_integer(v));
+    return v;
+}
+
 /* Empties every object (tests call it between cases). */
 void es_memory_reset(void)
 {
@@ -73,7 +87,8 @@ void es_memory_reset(void)
     g_loaded = NULL;
     json_decref(g_index);
     g_index = NULL;
-    g_seq = 0;
+    json_decref(g_seqs);
+    g_seqs = NULL;
     g_next_id = 0;
     pthread_mutex_unlock(&g_lock);
 }
@@ -83,7 +98,7 @@ void es_memory_put(const char *object, const char *id, json_t *data)
 {
     pthread_mutex_lock(&g_lock);
     json_t *entry =
-        json_pack("{s:I, s:O, s:b}", "seq", (json_int_t)++g_seq, "data", data, "deleted", 0);
+        json_pack("{s:I, s:O, s:b}", "seq", next_seq(object), "data", data, "deleted", 0);
     json_object_set_new(object_table(object), id, entry);
     index_note(object, id, data);
     pthread_mutex_unlock(&g_lock);
@@ -115,9 +130,9 @@ static void replay_line(const char *line, size_t len)
     const char *id = json_string_value(json_object_get(j, "id"));
     if (object && id) {
         json_t *data = json_object_get(j, "data");
-        json_t *entry = json_pack("{s:I, s:O, s:b}", "seq", (json_int_t)++g_seq, "data",
-                                  data ? data : json_null(), "deleted",
-                                  json_is_true(json_object_get(j, "deleted")));
+        json_t *entry =
+            json_pack("{s:I, s:O, s:b}", "seq", next_seq(object), "data", data ? data : json_null(),
+                      "deleted", json_is_true(json_object_get(j, "deleted")));
         json_object_set_new(object_table(object), id, entry);
         index_note(object, id, data);
         /* Ids this connector created ("M000042") must not be handed out again. */
@@ -216,6 +231,15 @@ static int memory_init(struct es_conn *c, struct es_err *err)
         pthread_mutex_unlock(&g_lock);
         if (rc != ES_OK) {
             return rc;
+        }
+    }
+    const struct es_node *wd = es_node_get(c->cfg->options, "write_delay_ms");
+    if (wd && wd->kind == ES_NODE_SCALAR) {
+        char *end = NULL;
+        ctx->write_delay_ms = strtoll(wd->str, &end, 10);
+        if (!end || *end || ctx->write_delay_ms < 0) {
+            return es_err_set(err, ES_ECONFIG, "%s:%d:%d: write_delay_ms must be a whole number",
+                              wd->file, wd->line, wd->col);
         }
     }
     const struct es_node *fe = es_node_get(c->cfg->options, "fail_every");
@@ -378,6 +402,12 @@ static int memory_write_batch(struct es_conn *c, const char *object, enum es_wri
                               struct es_write_result *results, struct es_err *err)
 {
     struct memory_ctx *ctx = c->ctx;
+    if (ctx->write_delay_ms > 0) {
+        struct timespec ts = {(time_t)(ctx->write_delay_ms / 1000),
+                              (long)(ctx->write_delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
     struct es_buf lines;
     es_buf_init(&lines, 0);
     pthread_mutex_lock(&g_lock);
@@ -410,7 +440,7 @@ static int memory_write_batch(struct es_conn *c, const char *object, enum es_wri
             id = fresh;
         }
         json_t *entry =
-            json_pack("{s:I, s:O, s:b}", "seq", (json_int_t)++g_seq, "data",
+            json_pack("{s:I, s:O, s:b}", "seq", next_seq(object), "data",
                       in[i].data ? in[i].data : json_null(), "deleted", op == ES_WRITE_DELETE);
         r->target_id = es_xstrdup(id);
         id = r->target_id; /* id may point into the index, which the next lines update */

@@ -300,6 +300,8 @@ int es_engine_new(const struct es_config *cfg, const struct es_engine_opts *opts
     pthread_mutex_init(&e->ctl_lock, NULL);
     pthread_cond_init(&e->ctl_cond, NULL);
     pthread_mutex_init(&e->health_lock, NULL);
+    pthread_mutex_init(&e->keeper.lock, NULL);
+    pthread_cond_init(&e->keeper.cond, NULL);
     e->store_ok = 1;
     e->budgets = budgets_build(cfg, NULL, 0);
     e->nbudgets = cfg->nsystems;
@@ -326,6 +328,9 @@ int es_engine_start(struct es_engine *e, struct es_err *err)
         es_log(NULL, ES_LOG_INFO, "recovered %zu leased changes left by a previous run", recovered);
     }
     e->started_ms = es_clock_wall_ms();
+    if (es__keeper_start(e, err) != ES_OK) {
+        return ES_EINTERNAL;
+    }
     if (pthread_create(&e->committer, NULL, es__committer_main, e) != 0) {
         return es_err_set(err, ES_EINTERNAL, "cannot start the committer thread");
     }
@@ -397,6 +402,7 @@ void es_engine_free(struct es_engine *e)
     }
     es_engine_request_stop(e);
     es_engine_wait(e);
+    es__keeper_stop(e);
     pthread_mutex_lock(&e->q_lock);
     int had = e->committer_running;
     e->committer_stop = 1;
@@ -412,6 +418,9 @@ void es_engine_free(struct es_engine *e)
     es_free(e->workers);
     flows_free(e->flows, e->nflows);
     es_free(e->budgets);
+    es_free(e->keeper.tokens);
+    pthread_mutex_destroy(&e->keeper.lock);
+    pthread_cond_destroy(&e->keeper.cond);
     es_store_close(e->store);
     pthread_rwlock_destroy(&e->cfg_lock);
     pthread_mutex_destroy(&e->q_lock);

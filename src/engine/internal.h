@@ -80,6 +80,16 @@ struct es__budget {
     atomic_long used, max; /* -1 = unknown */
 };
 
+/* The lease keeper (keeper.c): tokens of the batches workers hold now. */
+struct es__keeper {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t *tokens;
+    size_t n, cap;
+    pthread_t th;
+    int running, stop;
+};
+
 struct es_engine {
     const struct es_config *cfg;
     struct es_engine_opts opts;
@@ -109,6 +119,8 @@ struct es_engine {
     struct es__budget *budgets;
     size_t nbudgets;
 
+    struct es__keeper keeper;
+
     pthread_mutex_t health_lock;
     int store_ok;
     char last_error[256];
@@ -137,6 +149,13 @@ int es__enqueue_page(struct es_engine *e, const char *flow, const struct es_batc
                      const struct es_cursor_in *cur, size_t ncur, struct es_err *err);
 /* triggers.c */
 void *es__scheduler_main(void *arg);
+/* keeper.c: a worker holds (after its lease) and releases (after completing) its batch's
+ * lease token; the keeper thread renews held leases every lease_ms / 3. */
+void es__keeper_hold(struct es_engine *e, uint64_t token);
+void es__keeper_release(struct es_engine *e, uint64_t token);
+int es__keeper_start(struct es_engine *e, struct es_err *err);
+/* Stops and joins the keeper (idempotent). */
+void es__keeper_stop(struct es_engine *e);
 /* worker.c */
 void *es__worker_main(void *arg);
 

@@ -426,6 +426,9 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
     if (n == 0) {
         return 0;
     }
+    /* One token per leased batch; the keeper renews it while this batch is in our hands. */
+    uint64_t token = ch[0].lease;
+    es__keeper_hold(e, token);
     struct item *items = es_xcalloc(n, sizeof *items);
     struct es_write *writes = es_xcalloc(n, sizeof *writes);
     struct es_write_result *results = es_xcalloc(n, sizeof *results);
@@ -629,7 +632,9 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
                f->name);
     }
     es_err_clear(&err);
-    if (es_store_complete(e->store, outs, n, now, &err) != ES_OK) {
+    int crc = es_store_complete(e->store, outs, n, now, &err);
+    es__keeper_release(e, token);
+    if (crc != ES_OK) {
         /* The leases expire and the changes are worked again: at-least-once. */
         es_log_err(&lc, ES_LOG_ERROR, &err);
         es__note_error(e, &err);

@@ -98,6 +98,9 @@ enum {
     Q_LEASE_PUT,
     Q_LEASE_DONE,
     Q_LEASE_DEL,
+    Q_LEASE_RENEW,
+    Q_LEASE_ROWS,
+    Q_LEASE_HELD,
     Q_PAUSED,
     Q_CANDIDATES,
     Q_TAKE,
@@ -131,6 +134,11 @@ static const char *const sql_text[Q_LAST] = {
                  " AND lease = ?4",
     [Q_LEASE_PUT] = "INSERT INTO leases(flow, lo, hi, until, n) VALUES(?2, ?3, ?4, ?5, ?6)",
     [Q_LEASE_DONE] = "UPDATE leases SET n = n - ?2 WHERE token = ?1",
+    [Q_LEASE_RENEW] = "UPDATE leases SET until = ?2 WHERE token = ?1 AND until < ?2",
+    [Q_LEASE_ROWS] = "UPDATE changes SET lease_until = max(lease_until, ?2) WHERE id BETWEEN"
+                     " (SELECT lo FROM leases WHERE token = ?1) AND"
+                     " (SELECT hi FROM leases WHERE token = ?1) AND state = 1 AND lease = ?1",
+    [Q_LEASE_HELD] = "SELECT 1 FROM leases WHERE token = ?1",
     [Q_LEASE_DEL] = "DELETE FROM leases WHERE token = ?1 AND n <= ?2",
     [Q_PAUSED] = "SELECT paused FROM flows WHERE flow = ?1",
     /* Only the oldest open change of a key may be leased (ordering per record key). The
@@ -901,6 +909,32 @@ static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_
     return finish(s, rc, err);
 }
 
+static int sqlite_renew(struct es_store *base, uint64_t lease, int64_t until_ms, struct es_err *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int rc = begin(s, err);
+    if (rc != ES_OK) {
+        return rc;
+    }
+    sqlite3_stmt *st = q(s, Q_LEASE_HELD);
+    sqlite3_bind_int64(st, 1, (int64_t)lease);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_DONE) {
+        rc = es_err_set(err, ES_ENOTFOUND, "lease %llu: no longer held", (unsigned long long)lease);
+    } else if (r != SQLITE_ROW) {
+        rc = db_fail(s, err, "renew");
+    }
+    for (int which = Q_LEASE_RENEW; rc == ES_OK && which <= Q_LEASE_ROWS; which++) {
+        st = q(s, which);
+        sqlite3_bind_int64(st, 1, (int64_t)lease);
+        sqlite3_bind_int64(st, 2, until_ms);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_fail(s, err, "renew");
+        }
+    }
+    return finish(s, rc, err);
+}
+
 static int sqlite_recover(struct es_store *base, size_t *n, struct es_err *err)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -1340,6 +1374,7 @@ const struct es_store_ops es_store_sqlite_ops = {
     .enqueue = sqlite_enqueue,
     .lease = sqlite_lease,
     .complete = sqlite_complete,
+    .renew = sqlite_renew,
     .recover = sqlite_recover,
     .cursor_get = sqlite_cursor_get,
     .cursor_set = sqlite_cursor_set,

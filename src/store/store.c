@@ -105,6 +105,11 @@ int es_store_complete(struct es_store *s, struct es_outcome *out, size_t n, int6
     return s->ops->complete(s, out, n, now_ms, err);
 }
 
+int es_store_renew(struct es_store *s, uint64_t lease, int64_t until_ms, struct es_err *err)
+{
+    return s->ops->renew(s, lease, until_ms, err);
+}
+
 int es_store_recover(struct es_store *s, size_t *n, struct es_err *err)
 {
     return s->ops->recover(s, n, err);

@@ -179,6 +179,10 @@ struct es_store_ops {
     /* MUST. Commits n outcomes (+ xref, fingerprints, audit, counters) in one transaction. */
     int (*complete)(struct es_store *s, struct es_outcome *out, size_t n, int64_t now_ms,
                     struct es_err *err);
+    /* MUST. Extends the lease `lease` (every change of that leased batch not completed yet) to
+     * until_ms, never shortening it: a worker still busy with a batch keeps it. ES_ENOTFOUND
+     * when the lease is gone (expired and taken, or fully completed). */
+    int (*renew)(struct es_store *s, uint64_t lease, int64_t until_ms, struct es_err *err);
     /* MUST. Returns every LEASED change to PENDING (single node at startup). Count in *n. */
     int (*recover)(struct es_store *s, size_t *n, struct es_err *err);
     /* MUST. Cursor value (OUT: *value, es_free; NULL when unset). */
@@ -236,6 +240,8 @@ ES_NODISCARD int es_store_lease(struct es_store *s, const char *flow, size_t max
                                 struct es_err *err);
 ES_NODISCARD int es_store_complete(struct es_store *s, struct es_outcome *out, size_t n,
                                    int64_t now_ms, struct es_err *err);
+ES_NODISCARD int es_store_renew(struct es_store *s, uint64_t lease, int64_t until_ms,
+                                struct es_err *err);
 ES_NODISCARD int es_store_recover(struct es_store *s, size_t *n, struct es_err *err);
 ES_NODISCARD int es_store_cursor_get(struct es_store *s, const char *flow, const char *name,
                                      char **value, struct es_err *err);

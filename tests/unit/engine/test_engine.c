@@ -226,6 +226,42 @@ static void test_poll_retry_review(void **state)
     es_config_free(cfg);
 }
 
+/* A target slower than the lease: the keeper renews the batch's lease while the worker waits
+ * for the write, so the other worker never takes the same changes (each written once, on the
+ * first attempt). */
+static void test_slow_target_keeps_lease(void **state)
+{
+    (void)state;
+    es_memory_reset();
+    struct es_config *cfg = config("slow.db", "{poll: 1h}", "write_delay_ms: 400");
+    seed(14, 1, 0);
+    struct es_engine_opts o = {.once = 1, .tick_ms = 5, .lease_ms = 150, .workers = 2};
+    struct es_engine *e = NULL;
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_engine_new(cfg, &o, &e, &err), ES_OK);
+    assert_int_equal(es_engine_start(e, &err), ES_OK);
+    es_engine_wait(e);
+    es_engine_free(e);
+    struct es_flow_stats st = flow_stats(cfg);
+    assert_int_equal(st.count[ES_CHANGE_DONE], 14);
+    assert_int_equal(st.outcomes[ES_CHANGE_DONE], 14);
+    assert_int_equal(es_memory_count("Dst"), 14);
+    struct es_store *s = NULL;
+    assert_int_equal(es_store_open(cfg->store, &s, NULL), ES_OK);
+    struct es_change_filter f = {"items", ES_CHANGE_DONE, 0, 0};
+    struct es_change *items = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_list(s, &f, &items, &n, NULL), ES_OK);
+    assert_int_equal(n, 14);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(items[i].attempts, 1);
+    }
+    es_changes_free(items, n);
+    es_store_close(s);
+    es_config_free(cfg);
+}
+
 static void test_auth_pauses(void **state)
 {
     (void)state;
@@ -500,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_poll_retry_review),
+        cmocka_unit_test(test_slow_target_keeps_lease),
         cmocka_unit_test(test_auth_pauses),
         cmocka_unit_test(test_target_unavailable_pauses),
         cmocka_unit_test(test_dead_after_retries),

@@ -142,6 +142,37 @@ static void test_lease_expiry_and_lost_lease(void **state)
     es_changes_free(c2, 1);
 }
 
+static void test_lease_renew(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "k1", "1");
+    enqueue1(f->s, "a", "k2", "1");
+    struct es_change *c = NULL, *c2 = NULL;
+    size_t n = 0;
+    assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 100, &c, &n, NULL), ES_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(c[0].lease, c[1].lease);
+    /* Renewed before it expires: at 2000 (past the first expiry at 1100) nobody takes it. */
+    assert_int_equal(es_store_renew(f->s, c[0].lease, 5000, NULL), ES_OK);
+    /* A renewal never shortens a lease. */
+    assert_int_equal(es_store_renew(f->s, c[0].lease, 1500, NULL), ES_OK);
+    assert_int_equal(es_store_lease(f->s, "a", 10, 2000, 100, &c2, &n, NULL), ES_OK);
+    assert_int_equal(n, 0);
+    struct es_change one;
+    assert_int_equal(es_store_get(f->s, c[1].id, &one, NULL), ES_OK);
+    assert_int_equal(one.lease_until_ms, 5000);
+    es_change_release(&one);
+    /* The holder completes normally (not stale). */
+    complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 2001);
+    /* Past the renewed expiry the rest of the batch comes back; the old token is gone. */
+    assert_int_equal(es_store_lease(f->s, "a", 10, 6000, 100, &c2, &n, NULL), ES_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c2[0].id, c[1].id);
+    assert_int_equal(es_store_renew(f->s, c[0].lease, 9000, NULL), ES_ENOTFOUND);
+    es_changes_free(c, 2);
+    es_changes_free(c2, 1);
+}
+
 static void test_order_per_key(void **state)
 {
     struct fixture *f = *state;
@@ -516,6 +547,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idempotent_enqueue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry_and_lost_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_renew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_per_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursor_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_review_dead_replay_resolve, setup, teardown),
