@@ -340,17 +340,27 @@ static int finish(struct sqlite_store *s, int rc, struct es_err *err)
     return rc;
 }
 
-static int migrate(struct sqlite_store *s, struct es_err *err)
+/* PRAGMA user_version, or -1 when it cannot be read. */
+static int user_version(struct sqlite_store *s)
 {
     sqlite3_stmt *st = NULL;
-    int version = 0;
+    int version = -1;
     if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
-        return db_fail(s, err, "schema version");
+        return -1;
     }
     if (sqlite3_step(st) == SQLITE_ROW) {
         version = sqlite3_column_int(st, 0);
     }
     sqlite3_finalize(st);
+    return version;
+}
+
+static int migrate(struct sqlite_store *s, struct es_err *err)
+{
+    int version = user_version(s);
+    if (version < 0) {
+        return db_fail(s, err, "schema version");
+    }
     if (version > SCHEMA_VERSION) {
         es_err_set(err, ES_ESTORE, "store schema v%d is newer than this erpsync (v%d)", version,
                    SCHEMA_VERSION);
@@ -360,6 +370,14 @@ static int migrate(struct sqlite_store *s, struct es_err *err)
     for (int v = version; v < SCHEMA_VERSION; v++) {
         if (exec(s, "BEGIN IMMEDIATE", err) != ES_OK) {
             return ES_ESTORE;
+        }
+        /* Another process may have migrated while we waited for the write lock (two
+         * processes opening a new store at once): read the version again under the lock. */
+        int now = user_version(s);
+        if (now > v) {
+            (void)exec(s, "COMMIT", NULL);
+            v = now - 1;
+            continue;
         }
         char pragma[40];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);

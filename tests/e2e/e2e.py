@@ -204,12 +204,8 @@ def sap_customers(a, procs):
         want = {"StreetName": e["street"], "HouseNumber": e["number"],
                 "StreetSuffixName": e["supplement"] or "", "CityName": e["city"],
                 "PostalCode": e["postal"], "Country": e["iso"]}
-        if i in moved:
-            # The move arrives as a new address of the partner; sap_odata's deep update adds
-            # it next to the old one (the mapped address has no AddressID to update): the
-            # new address must be there, the old one is not checked.
-            got = next((x for x in ad if x.get("CityName") == e["city"]), {})
-            ad = [got] if got else ad
+        # A moved account updates the partner's one address in place (sap_odata matches
+        # children without a key by position): still exactly one address, the new one.
         diff = {k: (got.get(k) or "", v) for k, v in want.items() if (got.get(k) or "") != v}
         if len(ad) != 1 or diff:
             bad.append("%s (%s) %r: %s" % (sid, e["iso"], (moved.get(i) or recs[i])["BillingStreet"],
@@ -362,12 +358,12 @@ def tryton(a, procs):
         want_name = moved[i]["Name"] if i in moved else recs[i]["Name"]
         if p["name"] != want_name:
             bad.append("%s name %r, want %r" % (sid, p["name"], want_name))
-        if i in moved:
-            continue  # address lists are left out of updates (docs/connectors.md, tryton)
-        e = exp[i]
+        # A moved account updates the party's first address in place (tryton matches
+        # addresses by position): still exactly one address, the new one.
+        e = moved_exp[i] if i in moved else exp[i]
         ads = [addrs[x] for x in p["addresses"] if x in addrs]
         got = ads[0] if ads else {}
-        num_first = e["iso"] in ("US", "GB", "FR", "CA", "AU", "IE")  # address_join convention
+        num_first = e["iso"] in ("US", "GB", "FR", "CA", "AU", "IE", "IN")  # address_join convention
         street = "%s %s" % ((e["number"], e["street"]) if num_first else (e["street"], e["number"]))
         want = {"street": street, "name": e["supplement"] or "", "city": e["city"],
                 "postal_code": e["postal"], "country.": e["iso"]}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -528,6 +529,39 @@ static void test_pause(void **state)
     es_changes_free(c, n);
 }
 
+/* Several processes opening one new store at once (a daemon and a CLI command started
+ * together): each creates or finds the schema, none fails with "table already exists". */
+static void test_concurrent_first_open(void **state)
+{
+    struct fixture *f = *state;
+    for (int round = 0; round < 5; round++) {
+        char url[160];
+        snprintf(url, sizeof url, "sqlite:%s/fresh%d.db", f->dir, round);
+        pid_t kids[6];
+        for (int i = 0; i < 6; i++) {
+            kids[i] = fork();
+            assert_true(kids[i] >= 0);
+            if (kids[i] == 0) {
+                struct es_store *s = NULL;
+                struct es_err err;
+                es_err_clear(&err);
+                int rc = es_store_open(url, &s, &err);
+                if (rc != ES_OK) {
+                    fprintf(stderr, "open: %s\n", err.msg);
+                }
+                es_store_close(s);
+                _exit(rc == ES_OK ? 0 : 1);
+            }
+        }
+        for (int i = 0; i < 6; i++) {
+            int status = 0;
+            assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+    }
+}
+
 static void test_bad_urls(void **state)
 {
     (void)state;
@@ -555,6 +589,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recover_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test(test_bad_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
