@@ -40,6 +40,12 @@
 
 enum es_write_op { ES_WRITE_UPSERT = 0, ES_WRITE_CREATE, ES_WRITE_UPDATE, ES_WRITE_DELETE };
 
+/* A record whose data holds only the fields that changed (a Salesforce CDC UPDATE event)
+ * carries this key set to true at the top level of its data. The engine then reads the whole
+ * record with get() before mapping it, so fields the event lacks are neither cleared nor
+ * reported missing. The key never reaches a mapping. */
+#define ES_RECORD_PARTIAL "$partial"
+
 /* One record read from a system. */
 struct es_record {
     char *key;     /* the record's id in that system (never NULL) */

@@ -1342,6 +1342,10 @@ static int parse_cdc_event(json_t *ev, struct es_batch *out, struct es_err *err)
             data = json_copy(payload);
             json_object_del(data, "ChangeEventHeader");
             json_object_set_new(data, "Id", json_string(id));
+            if (strcmp(type, "UPDATE") == 0) {
+                /* An UPDATE event holds only the changed fields (nulls for cleared ones). */
+                json_object_set_new(data, ES_RECORD_PARTIAL, json_true());
+            }
         }
         es_batch_add(out, id, ver, deleted, data);
     }

@@ -377,10 +377,10 @@ static void enqueue_followups(struct es_engine *e, const struct es_flow_cfg *f, 
 }
 
 /* A change event may carry only the fields that changed (Salesforce CDC updates, e.g. the
- * echo of a write-back: {Id, SAP_Customer_No__c}). When such a record fails to map, read
- * the whole record from the source and map that instead (the current state is what the
- * target should get). Returns 1 when it->src was replaced. A transient read failure makes
- * the change retry instead of going to review. */
+ * echo of a write-back: {Id, SAP_Customer_No__c}). Such a record is marked by its connector
+ * (ES_RECORD_PARTIAL); it, and any record that fails to map, is replaced by the whole record
+ * read from the source (the current state is what the target should get). Returns 1 when it->src
+ * was replaced. A transient read failure makes the change retry instead of going to review. */
 static int hydrate(struct worker *w, struct flow_rt *rt, struct item *it)
 {
     const struct es_flow_cfg *f = rt->cfg;
@@ -474,8 +474,17 @@ static size_t work_flow(struct worker *w, struct flow_rt *rt)
                            ch[i].payload ? jerr.text : "no payload");
                 continue;
             }
+            int hydrated = 0;
+            if (json_is_true(json_object_get(it->src, ES_RECORD_PARTIAL))) {
+                /* Only the changed fields: map the whole current record instead. */
+                json_object_del(it->src, ES_RECORD_PARTIAL);
+                hydrated = hydrate(w, rt, it);
+                if (!hydrated && it->err.code != ES_OK) {
+                    continue; /* the source did not answer: retry later */
+                }
+            }
             int rc = es__mapping_apply(rt->map, it->src, &it->mapped, map_xref, &xud, &it->err);
-            if (rc == ES_EVALIDATION && hydrate(w, rt, it)) {
+            if (rc == ES_EVALIDATION && !hydrated && hydrate(w, rt, it)) {
                 es_err_clear(&it->err);
                 rc = es__mapping_apply(rt->map, it->src, &it->mapped, map_xref, &xud, &it->err);
             }

@@ -260,6 +260,8 @@ static void test_cdc_events(void **state)
     assert_string_equal(b.items[1].key, "001B");
     assert_string_equal(json_string_value(json_object_get(b.items[1].data, "Name")), "New");
     assert_null(json_object_get(b.items[1].data, "ChangeEventHeader"));
+    /* An UPDATE event holds only the changed fields: marked for the engine to read it whole. */
+    assert_true(json_is_true(json_object_get(b.items[1].data, ES_RECORD_PARTIAL)));
     assert_string_equal(b.items[0].version, "1569443783000-tk1-1");
     assert_int_equal(b.items[2].deleted, 1);
     assert_null(b.items[2].data);
