@@ -44,11 +44,12 @@ struct sap_ctx {
     long long page_size;
     int credit_check;
     int64_t overlap_ms;
-    char *csrf;         /* current token, NULL before the first fetch */
-    char *csrf_service; /* service the token was fetched for */
-    json_t *meta;       /* service -> parsed EDMX */
-    int batch;          /* option batch: several records go as one $batch */
-    int no_batch;       /* the service answered $batch with 404/405/501 */
+    char *csrf;                   /* current token, NULL before the first fetch */
+    char *csrf_service;           /* service the token was fetched for */
+    json_t *meta;                 /* service -> parsed EDMX */
+    int batch;                    /* option batch: several records go as one $batch */
+    int no_batch;                 /* the service answered $batch with 404/405/501 */
+    const struct es_node *expand; /* options.expand: entity set -> "nav[,nav...]" */
 };
 
 /* Default services of the A_* entity sets used in examples/salesforce-sap.yaml. */
@@ -600,8 +601,44 @@ static int entity_meta(struct sap_ctx *ctx, const char *set, const char **servic
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-static const char *const sap_options[] = {"services",     "service_root", "page_size", "sap_client",
-                                          "credit_check", "overlap",      "batch",     NULL};
+/* options.expand: {EntitySet: "to_Nav[,to_Other/to_Deeper]"}: navigation properties read
+ * inline with every record of that set ($expand) on change and page reads, e.g. a price
+ * condition record with its validity (material). Names only: letters, digits, _ , and /. */
+static int check_expand(const struct es_node *x, struct es_err *err)
+{
+    if (x->kind != ES_NODE_MAP) {
+        return es_err_set(err, ES_ECONFIG,
+                          "%s:%d:%d: option 'expand' maps entity sets to navigation properties",
+                          x->file, x->line, x->col);
+    }
+    for (size_t i = 0; i < x->count; i++) {
+        const struct es_node *v = x->pairs[i].value;
+        int ok = v->kind == ES_NODE_SCALAR && v->str && *v->str && valid_set(x->pairs[i].key->str);
+        for (const char *p = ok ? v->str : ""; ok && *p; p++) {
+            ok = isalnum((unsigned char)*p) || *p == '_' || *p == ',' || *p == '/';
+        }
+        if (!ok) {
+            return es_err_set(err, ES_ECONFIG,
+                              "%s:%d:%d: expand: '%s' must name navigation properties like "
+                              "to_SlsPrcgCndnRecdValidity",
+                              v->file, v->line, v->col, x->pairs[i].key->str);
+        }
+    }
+    return ES_OK;
+}
+
+/* Appends &$expand=... for object when options.expand names it. */
+static void add_expand(const struct sap_ctx *ctx, const char *object, struct es_buf *q)
+{
+    const struct es_node *v = ctx->expand ? es_node_get(ctx->expand, object) : NULL;
+    if (v && v->kind == ES_NODE_SCALAR) {
+        (void)es_buf_printf(q, "&$expand=%s", v->str);
+    }
+}
+
+static const char *const sap_options[] = {"services",   "service_root", "page_size",
+                                          "sap_client", "credit_check", "overlap",
+                                          "batch",      "expand",       NULL};
 
 static int sap_init(struct es_conn *c, struct es_err *err)
 {
@@ -649,6 +686,9 @@ static int sap_init(struct es_conn *c, struct es_err *err)
                                 v->file, v->line, v->col, s->pairs[i].key->str);
             }
         }
+    }
+    if (rc == ES_OK && o && (ctx->expand = es_node_get(o, "expand")) != NULL) {
+        rc = check_expand(ctx->expand, err);
     }
     if (rc == ES_OK && (ctx->root[0] != '/' || ctx->root[strlen(ctx->root) - 1] != '/')) {
         rc = es_err_set(err, ES_ECONFIG, "system '%s': service_root must start and end with '/'",
@@ -930,6 +970,7 @@ static int sap_read_changes(struct es_conn *c, const char *object, const char *w
             (void)es_buf_printf(&q, "%s%s", i ? "," : "", json_string_value(k));
         }
     }
+    add_expand(ctx, object, &q);
     char *url = svc_url(ctx, svc, q.data, 1);
     es_buf_release(&q);
     int64_t last_ts = ts;
@@ -992,6 +1033,7 @@ static int sap_read_page(struct es_conn *c, const char *object, const char *page
     {
         (void)es_buf_printf(&q, "%s%s", i ? "," : "", json_string_value(k));
     }
+    add_expand(ctx, object, &q);
     char *url = svc_url(ctx, svc, q.data, 1);
     es_buf_release(&q);
     int64_t ts = -1;

@@ -48,7 +48,8 @@ static int setup(void **state)
         "    url: %s\n"
         "    timeout: 120s\n"
         "    auth: {basic: {user_env: CONN_SAP_USER, password_env: CONN_SAP_PASSWORD}}\n"
-        "    options: {page_size: 1000, overlap: 0s}\n"
+        "    options: {page_size: 1000, overlap: 0s,\n"
+        "              expand: {A_SlsPrcgConditionRecord: to_SlsPrcgCndnRecdValidity}}\n"
         "  mem: {connector: memory}\n"
         "entities:\n"
         "  customer: {objects: {erp: A_BusinessPartner, mem: Account}}\n"
@@ -108,6 +109,46 @@ static void test_describe(void **state)
     json_decref(d);
     es_err_clear(&err);
     assert_int_equal(es_conn_describe(g_c, "A_Nope", &d, &err), ES_ECONFIG);
+}
+
+/* options.expand: a price condition comes with its validity (the material) in one read, on
+ * change reads and page reads; a set without the option comes with navigation stubs only. */
+static void test_expand(void **state)
+{
+    (void)state;
+    for (int page = 0; page < 2; page++) {
+        struct es_batch b;
+        es_batch_init(&b);
+        struct es_err err;
+        es_err_clear(&err);
+        int rc = page ? es_conn_read_page(g_c, "A_SlsPrcgConditionRecord", NULL, 50, &b, &err)
+                      : es_conn_read_changes(g_c, "A_SlsPrcgConditionRecord", NULL, 50, &b, &err);
+        if (rc != ES_OK) {
+            fprintf(stderr, "read: %s\n", err.msg);
+        }
+        assert_int_equal(rc, ES_OK);
+        assert_true(b.count > 0);
+        for (size_t i = 0; i < b.count; i++) {
+            json_t *v = json_object_get(b.items[i].data, "to_SlsPrcgCndnRecdValidity");
+            json_t *rows = json_object_get(v, "results");
+            assert_true(json_is_array(rows));
+            assert_true(json_array_size(rows) >= 1);
+            const char *mat =
+                json_string_value(json_object_get(json_array_get(rows, 0), "Material"));
+            assert_non_null(mat);
+            assert_true(*mat != '\0');
+            assert_non_null(json_object_get(b.items[i].data, "ConditionRateValue"));
+        }
+        es_batch_release(&b);
+    }
+    /* A set that is not named keeps its navigation properties deferred. */
+    struct es_batch b;
+    es_batch_init(&b);
+    assert_int_equal(es_conn_read_page(g_c, "A_BusinessPartner", NULL, 5, &b, NULL), ES_OK);
+    assert_true(b.count > 0);
+    json_t *nav = json_object_get(b.items[0].data, "to_BusinessPartnerAddress");
+    assert_true(nav == NULL || json_object_get(nav, "results") == NULL);
+    es_batch_release(&b);
 }
 
 static void test_snapshot_past_5000(void **state)
@@ -378,9 +419,9 @@ static void test_rate_limit_storm(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_describe),         cmocka_unit_test(test_snapshot_past_5000),
-        cmocka_unit_test(test_orders),           cmocka_unit_test(test_stale_etag),
-        cmocka_unit_test(test_rate_limit_storm),
+        cmocka_unit_test(test_describe),           cmocka_unit_test(test_expand),
+        cmocka_unit_test(test_snapshot_past_5000), cmocka_unit_test(test_orders),
+        cmocka_unit_test(test_stale_etag),         cmocka_unit_test(test_rate_limit_storm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
