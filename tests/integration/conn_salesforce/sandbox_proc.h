@@ -19,7 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connectors/connector.h"
 #include "connectors/http.h"
+#include "core/config.h"
+#include "core/diag.h"
 
 struct sbproc {
     pid_t pid;
@@ -172,6 +175,29 @@ static inline void sbproc_sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+/* Parses a test configuration from text (diagnostics to stderr) and opens its system named
+ * `system`. Returns 0, or -1 after printing why. OUT: *cfg (es_config_free), *conn
+ * (es_conn_close). */
+static inline int sbproc_open_system(const char *name, const char *yaml, const char *system,
+                                     struct es_config **cfg, struct es_conn **conn)
+{
+    struct es_diags d;
+    es_diags_init(&d);
+    int rc = es_config_parse(name, yaml, strlen(yaml), cfg, &d);
+    es_diags_print(&d, stderr);
+    es_diags_release(&d);
+    if (rc != ES_OK) {
+        return -1;
+    }
+    struct es_err err;
+    es_err_clear(&err);
+    if (es_conn_open(es_config_system(*cfg, system), conn, &err) != ES_OK) {
+        fprintf(stderr, "open: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 #endif

@@ -56,21 +56,7 @@ static int setup(void **state)
         "flows:\n"
         "  f: {entity: customer, from: erp, to: mem, trigger: {poll: 1m}, map: {Name: Name}}\n",
         g_sb.url);
-    struct es_diags d;
-    es_diags_init(&d);
-    int rc = es_config_parse("test.yaml", yaml, strlen(yaml), &g_cfg, &d);
-    es_diags_print(&d, stderr);
-    es_diags_release(&d);
-    if (rc != ES_OK) {
-        return -1;
-    }
-    struct es_err err;
-    es_err_clear(&err);
-    if (es_conn_open(es_config_system(g_cfg, "erp"), &g_c, &err) != ES_OK) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
+    return sbproc_open_system("test.yaml", yaml, "erp", &g_cfg, &g_c);
 }
 
 static int teardown(void **state)
