@@ -2,8 +2,8 @@
 /*
  * Shared plumbing of the sandbox emulators: the libmicrohttpd server wrapper (bodies,
  * replies, routing), fault injection, admin endpoints, the notification outbox, SQLite
- * helpers, and SHA-256/HMAC/Base64 written from FIPS 180-4 and RFC 2104/4648. The contract
- * is in common.h.
+ * helpers, and Base64 written from RFC 4648 (HMAC-SHA256 is core/hmac.h). The contract is in
+ * common.h.
  */
 #include "common.h"
 
@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hmac.h"
 #include "core/mem.h"
 
 struct sb_server {
@@ -449,20 +450,6 @@ void sb_resp_json(struct sb_resp *resp, int status, json_t *j)
     }
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 size_t sb_decode(const char *s, size_t n, char *out, size_t cap, int plus_space)
 {
     size_t o = 0;
@@ -471,8 +458,8 @@ size_t sb_decode(const char *s, size_t n, char *out, size_t cap, int plus_space)
     }
     for (size_t i = 0; i < n && o + 1 < cap; i++) {
         int h, l;
-        if (s[i] == '%' && i + 2 < n && (h = hexval((unsigned char)s[i + 1])) >= 0 &&
-            (l = hexval((unsigned char)s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (h = es_hex_digit((unsigned char)s[i + 1])) >= 0 &&
+            (l = es_hex_digit((unsigned char)s[i + 2])) >= 0) {
             out[o++] = (char)(h * 16 + l);
             i += 2;
         } else if (plus_space && s[i] == '+') {
@@ -605,160 +592,7 @@ int64_t sb_now_ms(void)
     return now;
 }
 
-/* ---- SHA-256 (FIPS 180-4), HMAC (RFC 2104), Base64 (RFC 4648) ---------------------------- */
-
-struct sha256 {
-    uint32_t h[8];
-    uint64_t len;
-    unsigned char blk[64];
-    size_t n;
-};
-
-static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-
-static uint32_t ror(uint32_t x, int n)
-{
-    return (x >> n) | (x << (32 - n));
-}
-
-static void sha_block(struct sha256 *s, const unsigned char *p)
-{
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++) {
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    }
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4], f = s->h[5],
-             g = s->h[6], h = s->h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 =
-            h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
-        uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    s->h[0] += a;
-    s->h[1] += b;
-    s->h[2] += c;
-    s->h[3] += d;
-    s->h[4] += e;
-    s->h[5] += f;
-    s->h[6] += g;
-    s->h[7] += h;
-}
-
-static void sha_init(struct sha256 *s)
-{
-    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(s->h, iv, sizeof iv);
-    s->len = 0;
-    s->n = 0;
-}
-
-static void sha_update(struct sha256 *s, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    s->len += len;
-    while (len) {
-        size_t take = 64 - s->n < len ? 64 - s->n : len;
-        memcpy(s->blk + s->n, p, take);
-        s->n += take;
-        p += take;
-        len -= take;
-        if (s->n == 64) {
-            sha_block(s, s->blk);
-            s->n = 0;
-        }
-    }
-}
-
-static void sha_final(struct sha256 *s, unsigned char out[32])
-{
-    uint64_t bits = s->len * 8;
-    unsigned char pad = 0x80;
-    sha_update(s, &pad, 1);
-    pad = 0;
-    while (s->n != 56) {
-        sha_update(s, &pad, 1);
-    }
-    unsigned char lb[8];
-    for (int i = 0; i < 8; i++) {
-        lb[i] = (unsigned char)(bits >> (56 - 8 * i));
-    }
-    sha_update(s, lb, 8);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (unsigned char)(s->h[i] >> 24);
-        out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
-        out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
-        out[4 * i + 3] = (unsigned char)s->h[i];
-    }
-}
-
-void sb_sha256(const void *msg, size_t len, unsigned char out[32])
-{
-    struct sha256 s;
-    sha_init(&s);
-    sha_update(&s, msg, len);
-    sha_final(&s, out);
-}
-
-void sb_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
-                    unsigned char out[32])
-{
-    unsigned char k[64] = {0}, pad[64], inner[32];
-    if (keylen > 64) {
-        sb_sha256(key, keylen, k);
-    } else if (keylen) {
-        memcpy(k, key, keylen);
-    }
-    struct sha256 s;
-    for (int i = 0; i < 64; i++) {
-        pad[i] = k[i] ^ 0x36;
-    }
-    sha_init(&s);
-    sha_update(&s, pad, 64);
-    sha_update(&s, msg, len);
-    sha_final(&s, inner);
-    for (int i = 0; i < 64; i++) {
-        pad[i] = k[i] ^ 0x5c;
-    }
-    sha_init(&s);
-    sha_update(&s, pad, 64);
-    sha_update(&s, inner, 32);
-    sha_final(&s, out);
-}
-
-void sb_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t len, char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char mac[32];
-    sb_hmac_sha256(key, keylen, msg, len, mac);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[64] = '\0';
-}
+/* ---- Base64 (RFC 4648) ------------------------------------------------------------------ */
 
 int sb_base64(struct es_buf *b, const unsigned char *p, size_t n)
 {

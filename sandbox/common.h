@@ -15,7 +15,7 @@
  *    GET/POST/DELETE /__sandbox/faults, GET /__sandbox/outbox, GET /__sandbox/health;
  *  - a durable outbox of HTTP notifications (webhooks, SOAP messages) delivered by a
  *    background thread with libcurl and retried with exponential back-off until acknowledged;
- *  - SQLite helpers (WAL, busy timeout) and HMAC-SHA256.
+ *  - SQLite helpers (WAL, busy timeout) and Base64 (HMAC-SHA256 is core/hmac.h).
  *
  * Invariants and thread context:
  *  - Handlers run on MHD's connection threads. Unless app->concurrent is set, the server
@@ -214,12 +214,7 @@ int sb_db_exec(sqlite3 *db, const char *sql, struct es_err *err);
 /* Wall-clock milliseconds, strictly increasing across calls in this process (so two
  * writes never share a modstamp). Thread-safe. */
 int64_t sb_now_ms(void);
-/* HMAC-SHA256 of msg with key, as 64 lowercase hex digits + NUL. */
-void sb_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t len, char out[65]);
-/* Raw 32-byte HMAC-SHA256 and SHA-256. */
-void sb_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
-                    unsigned char out[32]);
-void sb_sha256(const void *msg, size_t len, unsigned char out[32]);
+/* HMAC-SHA256 and hex: es_hmac_sha256(), es_hmac_sha256_hex() in core/hmac.h. */
 /* Base64 (standard alphabet, padded) of n bytes appended to b. */
 int sb_base64(struct es_buf *b, const unsigned char *p, size_t n);
 

@@ -16,6 +16,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/hmac.h"
 #include "core/mem.h"
 #include "sf_int.h"
 
@@ -299,8 +300,10 @@ static void oauth_token(struct sf_ctx *c, const struct sb_req *req, struct sb_re
     es_buf_init(&sigsrc, 0);
     es_buf_init(&sig, 0);
     es_buf_printf(&sigsrc, "%s%s", idurl, issued);
-    unsigned char mac[32];
-    sb_hmac_sha256(c->client_secret, strlen(c->client_secret), sigsrc.data, sigsrc.len, mac);
+    unsigned char mac[ES_HMAC_SHA256_LEN];
+    int rc = es_hmac_sha256(c->client_secret, strlen(c->client_secret), sigsrc.data, sigsrc.len,
+                            mac, NULL);
+    ES_ASSERT(rc == ES_OK); /* libcrypto fails only out of memory: abort like es_xmalloc */
     sb_base64(&sig, mac, sizeof mac);
     json_t *j =
         json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "access_token", access, "signature", sig.data,

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/hmac.h"
 #include "core/mem.h"
 #include "sf_int.h"
 
@@ -1311,8 +1312,10 @@ void sf_notify(struct sf_ctx *c, const struct sf_object *o, const char *id, cons
     json_decref(ev);
     char hdrs[200] = "";
     if (c->notify_secret[0]) {
-        char sig[65];
-        sb_hmac_sha256_hex(c->notify_secret, strlen(c->notify_secret), b.data, b.len, sig);
+        char sig[ES_HMAC_SHA256_HEX_LEN];
+        int rc = es_hmac_sha256_hex(c->notify_secret, strlen(c->notify_secret), b.data, b.len, sig,
+                                    NULL);
+        ES_ASSERT(rc == ES_OK); /* libcrypto fails only out of memory: abort like es_xmalloc */
         snprintf(hdrs, sizeof hdrs, "%s: %s", c->notify_header, sig);
     }
     sb_outbox_add(c->srv, c->notify_url, "application/json", hdrs[0] ? hdrs : NULL, b.data, b.len,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Webhook payload checks that need no server (webhook.h): the HMAC-SHA256 signature, the
+ * Webhook payload checks that need no server (webhook.h): the HMAC-SHA256 signature (the MAC
+ * itself and the hex text from core/hmac.h), the
  * generic JSON record shape and the SOAP shape of Salesforce Outbound Messages, with a small
  * reader for Outbound Messages used when the system's connector has no parse_webhook.
  *
@@ -11,13 +12,13 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/params.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/hmac.h"
 #include "core/mem.h"
 #include "server/webhook.h"
 
@@ -27,32 +28,11 @@ const char es_webhook_outbound_ack[] =
     "<soapenv:Body><notificationsResponse xmlns=\"http://soap.sforce.com/2005/09/outbound\">"
     "<Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>";
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 void es_webhook_sign(const char *key, size_t keylen, const char *body, size_t len, char out[65])
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    static const char digits[] = "0123456789abcdef";
-    HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)(body ? body : ""), len, mac,
-         &maclen);
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = digits[mac[i] >> 4];
-        out[2 * i + 1] = digits[mac[i] & 15];
+    if (es_hmac_sha256_hex(key, keylen, body, len, out, NULL) != ES_OK) {
+        out[0] = '\0'; /* libcrypto out of memory: a signature that matches nothing */
     }
-    out[64] = '\0';
 }
 
 /* Parses the header value into 32 bytes. */
@@ -67,12 +47,8 @@ static int parse_sig(const char *sig, unsigned char given[SHA256_DIGEST_LENGTH],
     if (strlen(sig) != 2 * SHA256_DIGEST_LENGTH) {
         return es_err_set(err, ES_EAUTH, "signature is not 64 hex digits");
     }
-    for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        int hi = hexval(sig[2 * i]), lo = hexval(sig[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return es_err_set(err, ES_EAUTH, "signature is not 64 hex digits");
-        }
-        given[i] = (unsigned char)(hi << 4 | lo);
+    if (es_hex_decode(sig, SHA256_DIGEST_LENGTH, given) != ES_OK) {
+        return es_err_set(err, ES_EAUTH, "signature is not 64 hex digits");
     }
     return ES_OK;
 }
@@ -97,13 +73,12 @@ int es_webhook_verify(const char *key, size_t keylen, const char *body, size_t l
     if (rc != ES_OK) {
         return rc;
     }
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)(body ? body : ""), len, mac,
-              &maclen)) {
-        maclen = 0;
+    unsigned char mac[ES_HMAC_SHA256_LEN];
+    rc = es_hmac_sha256(key, keylen, body, len, mac, err);
+    if (rc != ES_OK) {
+        return rc;
     }
-    return compare(mac, maclen, given, err);
+    return compare(mac, sizeof mac, given, err);
 }
 
 /* A keyed HMAC-SHA256 context, set up once; each request works on a copy of it. */
@@ -173,7 +148,6 @@ static int scalar_text(json_t *v, char *buf, size_t cap, const char **out)
 /* Version by content when the sender gives none: SHA-256 of the canonical JSON, 32 hex. */
 static void content_version(json_t *data, int deleted, char out[33])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char md[SHA256_DIGEST_LENGTH];
     char *text = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     EVP_MD_CTX *mc = EVP_MD_CTX_new();
@@ -185,11 +159,7 @@ static void content_version(json_t *data, int deleted, char out[33])
     EVP_MD_CTX_free(mc);
     ES_ASSERT(ok);
     es_free(text);
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[32] = '\0';
+    es_hex_encode(md, 16, out);
 }
 
 static int one_record(json_t *r, size_t i, struct es_batch *out, struct es_err *err)
@@ -378,7 +348,7 @@ static int scan_string(struct scan *s, int *plain)
                 }
                 unsigned v = 0;
                 for (int i = 2; i < 6; i++) {
-                    int h = hexval((char)s->p[i]);
+                    int h = es_hex_digit(s->p[i]);
                     if (h < 0) {
                         return 0;
                     }
@@ -938,7 +908,8 @@ static int xml_text(const char *p, const char *end, struct es_buf *buf)
         } else if (n >= 2 && ent[0] == '#') {
             int hex = ent[1] == 'x' || ent[1] == 'X';
             for (size_t i = hex ? 2 : 1; i < n; i++) {
-                int d = hex ? hexval(ent[i]) : (ent[i] >= '0' && ent[i] <= '9' ? ent[i] - '0' : -1);
+                int d = hex ? es_hex_digit(ent[i])
+                            : (ent[i] >= '0' && ent[i] <= '9' ? ent[i] - '0' : -1);
                 if (d < 0) {
                     return ES_EPOISON;
                 }
