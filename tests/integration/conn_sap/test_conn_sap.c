@@ -18,10 +18,10 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "../conn_salesforce/sandbox_proc.h"
 #include "connectors/connector.h"
 #include "core/config.h"
 #include "core/mem.h"
+#include "sandbox_proc.h"
 
 static struct sbproc g_sb;
 static struct es_config *g_cfg;
@@ -32,39 +32,22 @@ static int setup(void **state)
     (void)state;
     static const char *const extra[] = {"--seed",     "demo", "--page-max", "1000",
                                         "--csrf-ttl", "8",    NULL};
-    if (sbproc_start(&g_sb, "sap", extra) != 0) {
-        fprintf(stderr, "cannot start the sap sandbox\n");
-        return -1;
-    }
-    setenv("CONN_SAP_USER", "demo", 1);
-    setenv("CONN_SAP_PASSWORD", "demo", 1);
-    char yaml[2048];
-    snprintf(
-        yaml, sizeof yaml,
-        "store: sqlite:/tmp/unused.db\n"
-        "systems:\n"
-        "  erp:\n"
-        "    connector: sap_odata\n"
-        "    url: %s\n"
-        "    timeout: 120s\n"
-        "    auth: {basic: {user_env: CONN_SAP_USER, password_env: CONN_SAP_PASSWORD}}\n"
-        "    options: {page_size: 1000, overlap: 0s,\n"
-        "              expand: {A_SlsPrcgConditionRecord: to_SlsPrcgCndnRecdValidity}}\n"
-        "  mem: {connector: memory}\n"
-        "entities:\n"
-        "  customer: {objects: {erp: A_BusinessPartner, mem: Account}}\n"
-        "flows:\n"
-        "  f: {entity: customer, from: erp, to: mem, trigger: {poll: 1m}, map: {Name: Name}}\n",
-        g_sb.url);
-    return sbproc_open_system("test.yaml", yaml, "erp", &g_cfg, &g_c);
+    static const struct sap_test_opts o = {
+        .name = "test.yaml",
+        .sandbox_args = extra,
+        .env_prefix = "CONN_SAP",
+        .timeout = "120s",
+        .page_size = 1000,
+        .more_options = "expand: {A_SlsPrcgConditionRecord: to_SlsPrcgCndnRecdValidity}",
+        .object = "A_BusinessPartner",
+    };
+    return sap_test_open(&g_sb, &o, &g_cfg, &g_c);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    es_conn_close(g_c);
-    es_config_free(g_cfg);
-    sbproc_stop(&g_sb);
+    sap_test_close(&g_sb, g_cfg, g_c);
     return 0;
 }
 

@@ -20,10 +20,10 @@
 #include <cmocka.h>
 #include <pthread.h>
 
-#include "../conn_salesforce/sandbox_proc.h"
 #include "connectors/connector.h"
 #include "core/config.h"
 #include "core/mem.h"
+#include "sandbox_proc.h"
 
 #define SVC_ROOT "/sap/opu/odata/sap/"
 
@@ -35,38 +35,21 @@ static int setup(void **state)
 {
     (void)state;
     static const char *const extra[] = {"--seed", "demo", "--partners", "40", NULL};
-    if (sbproc_start(&g_sb, "sap", extra) != 0) {
-        fprintf(stderr, "cannot start the sap sandbox\n");
-        return -1;
-    }
-    setenv("CONN_SAPB_USER", "demo", 1);
-    setenv("CONN_SAPB_PASSWORD", "demo", 1);
-    char yaml[2048];
-    snprintf(
-        yaml, sizeof yaml,
-        "store: sqlite:/tmp/unused.db\n"
-        "systems:\n"
-        "  erp:\n"
-        "    connector: sap_odata\n"
-        "    url: %s\n"
-        "    timeout: 60s\n"
-        "    auth: {basic: {user_env: CONN_SAPB_USER, password_env: CONN_SAPB_PASSWORD}}\n"
-        "    options: {page_size: 100, overlap: 0s}\n"
-        "  mem: {connector: memory}\n"
-        "entities:\n"
-        "  customer: {objects: {erp: A_SalesOrder, mem: Account}}\n"
-        "flows:\n"
-        "  f: {entity: customer, from: erp, to: mem, trigger: {poll: 1m}, map: {Name: Name}}\n",
-        g_sb.url);
-    return sbproc_open_system("batch.yaml", yaml, "erp", &g_cfg, &g_c);
+    static const struct sap_test_opts o = {
+        .name = "batch.yaml",
+        .sandbox_args = extra,
+        .env_prefix = "CONN_SAPB",
+        .timeout = "60s",
+        .page_size = 100,
+        .object = "A_SalesOrder",
+    };
+    return sap_test_open(&g_sb, &o, &g_cfg, &g_c);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    es_conn_close(g_c);
-    es_config_free(g_cfg);
-    sbproc_stop(&g_sb);
+    sap_test_close(&g_sb, g_cfg, g_c);
     return 0;
 }
 

@@ -18,13 +18,13 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "../conn_salesforce/sandbox_proc.h"
 #include "connectors/memory.h"
 #include "core/config.h"
 #include "core/diag.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "engine/engine.h"
+#include "sandbox_proc.h"
 #include "server/server.h"
 
 #define API_LIMIT 5000

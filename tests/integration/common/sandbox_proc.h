@@ -2,7 +2,8 @@
 /*
  * Test helper shared by the connector integration tests: starts `erpsync-sandbox EMULATOR`
  * on a free loopback port (the port is read from its first stdout line), talks to its admin
- * endpoints, and stops it. Header-only so each test stays one executable.
+ * endpoints, and stops it. Header-only so each test stays one executable. Users add
+ * tests/integration/common to their include directories and include "sandbox_proc.h".
  */
 #ifndef ES_TEST_SANDBOX_PROC_H
 #define ES_TEST_SANDBOX_PROC_H
@@ -198,6 +199,67 @@ static inline int sbproc_open_system(const char *name, const char *yaml, const c
         return -1;
     }
     return 0;
+}
+
+/* What the SAP connector tests' configurations differ in (see sap_test_open). */
+struct sap_test_opts {
+    const char *name;                /* the configuration's file name in diagnostics */
+    const char *const *sandbox_args; /* extra `erpsync-sandbox sap` flags, NULL-terminated */
+    const char *env_prefix;          /* credentials in <prefix>_USER, <prefix>_PASSWORD */
+    const char *timeout;             /* the system's timeout ("60s") */
+    int page_size;                   /* options.page_size */
+    const char *more_options;        /* appended to the options map ("expand: {...}") or NULL */
+    const char *object;              /* the entity set read by entity `customer` */
+};
+
+/* Starts `erpsync-sandbox sap` (seeded as o->sandbox_args say) into *sb, sets the demo
+ * credentials in the environment and opens system `erp` of a configuration with that
+ * sap_odata system (basic auth, overlap 0s), a memory system `mem`, entity `customer`
+ * (o->object on erp) and one poll flow erp -> mem. Returns 0, or -1 after printing why.
+ * OUT: *sb, *cfg, *conn: release them with sap_test_close(). */
+static inline int sap_test_open(struct sbproc *sb, const struct sap_test_opts *o,
+                                struct es_config **cfg, struct es_conn **conn)
+{
+    if (sbproc_start(sb, "sap", o->sandbox_args) != 0) {
+        fprintf(stderr, "cannot start the sap sandbox\n");
+        return -1;
+    }
+    char user_env[64], password_env[64];
+    snprintf(user_env, sizeof user_env, "%s_USER", o->env_prefix);
+    snprintf(password_env, sizeof password_env, "%s_PASSWORD", o->env_prefix);
+    setenv(user_env, "demo", 1);
+    setenv(password_env, "demo", 1);
+    char yaml[4096];
+    int n = snprintf(
+        yaml, sizeof yaml,
+        "store: sqlite:/tmp/unused.db\n"
+        "systems:\n"
+        "  erp:\n"
+        "    connector: sap_odata\n"
+        "    url: %s\n"
+        "    timeout: %s\n"
+        "    auth: {basic: {user_env: %s, password_env: %s}}\n"
+        "    options: {page_size: %d, overlap: 0s%s%s}\n"
+        "  mem: {connector: memory}\n"
+        "entities:\n"
+        "  customer: {objects: {erp: %s, mem: Account}}\n"
+        "flows:\n"
+        "  f: {entity: customer, from: erp, to: mem, trigger: {poll: 1m}, map: {Name: Name}}\n",
+        sb->url, o->timeout, user_env, password_env, o->page_size, o->more_options ? ", " : "",
+        o->more_options ? o->more_options : "", o->object);
+    if (n < 0 || (size_t)n >= sizeof yaml) {
+        fprintf(stderr, "sap_test_open: configuration too long\n");
+        return -1;
+    }
+    return sbproc_open_system(o->name, yaml, "erp", cfg, conn);
+}
+
+/* Closes what sap_test_open() opened and stops the sandbox. NULL-tolerant. */
+static inline void sap_test_close(struct sbproc *sb, struct es_config *cfg, struct es_conn *conn)
+{
+    es_conn_close(conn);
+    es_config_free(cfg);
+    sbproc_stop(sb);
 }
 
 #endif
