@@ -71,16 +71,26 @@ static long batch_calls(void)
     return hits;
 }
 
-static void count_batches(void)
+/* Replaces every fault rule with rules (a JSON array). */
+static void set_faults(const char *rules)
 {
     json_t *j = NULL;
-    long st =
-        sbproc_admin(&g_sb, "PUT", "/__sandbox/faults",
-                     "[{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/$batch\",\"latency_ms\":1},"
-                     "{\"route\":\"" SVC_ROOT "API_BUSINESS_PARTNER/$batch\",\"latency_ms\":1}]",
-                     &j);
-    assert_int_equal(st, 200);
+    assert_int_equal(sbproc_admin(&g_sb, "PUT", "/__sandbox/faults", rules, &j), 200);
     json_decref(j);
+}
+
+/* Adds one fault rule (a JSON object). */
+static void add_fault(const char *rule)
+{
+    json_t *j = NULL;
+    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/faults", rule, &j), 200);
+    json_decref(j);
+}
+
+static void count_batches(void)
+{
+    set_faults("[{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/$batch\",\"latency_ms\":1},"
+               "{\"route\":\"" SVC_ROOT "API_BUSINESS_PARTNER/$batch\",\"latency_ms\":1}]");
 }
 
 static void no_faults(void)
@@ -98,6 +108,24 @@ static json_t *order(const char *customer, const char *po, const char *qty)
                      "OrganizationDivision", "00", "SoldToParty", customer,
                      "PurchaseOrderByCustomer", po, "to_Item", "SalesOrderItem", "10", "Material",
                      "TG1000", "RequestedQuantity", qty);
+}
+
+/* Writes n sales orders through c into res (zeroed here): creates matched by
+ * PurchaseOrderByCustomer, updates by target id. The call itself must succeed; each record's
+ * result is the caller's to check (release res with es_write_results_release()). */
+static void write_orders(struct es_conn *c, enum es_write_op op, const struct es_write *in,
+                         size_t n, struct es_write_result *res)
+{
+    struct es_err err;
+    es_err_clear(&err);
+    memset(res, 0, n * sizeof *res);
+    int rc = es_conn_write_batch(c, "A_SalesOrder", op,
+                                 op == ES_WRITE_CREATE ? "PurchaseOrderByCustomer" : NULL, in, n,
+                                 res, &err);
+    if (rc != ES_OK) {
+        fprintf(stderr, "write_orders: %s\n", err.msg);
+    }
+    assert_int_equal(rc, ES_OK);
 }
 
 /* Sales orders with a given PurchaseOrderByCustomer, counted by the emulator. */
@@ -132,12 +160,7 @@ static void test_batch_creates(void **state)
         {"b4", NULL, "PO-BATCH-4", order("10100011", "PO-BATCH-4", "2")},
     };
     struct es_write_result res[4];
-    memset(res, 0, sizeof res);
-    struct es_err err;
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", in, 4, res, &err),
-                     ES_OK);
+    write_orders(g_c, ES_WRITE_CREATE, in, 4, res);
     assert_int_equal(batch_calls(), 1); /* the four creates went as one $batch */
     char ids[4][32];
     for (int i = 0; i < 4; i++) {
@@ -167,11 +190,7 @@ static void test_batch_creates(void **state)
     assert_int_equal(orders_with_po("PO-BATCH-4"), 1);
 
     /* the same batch again (a retry): found by the external id, nothing created twice */
-    memset(res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", in, 4, res, &err),
-                     ES_OK);
+    write_orders(g_c, ES_WRITE_CREATE, in, 4, res);
     assert_int_equal(res[0].code, ES_OK);
     assert_int_equal(res[0].created, 0);
     assert_string_equal(res[0].target_id, ids[0]);
@@ -189,10 +208,7 @@ static void test_batch_creates(void **state)
         {"u2", "987654", NULL, json_pack("{s:s}", "PurchaseOrderByCustomer", "PO-NOPE")},
         {"u3", ids[3], NULL, json_pack("{s:s}", "PurchaseOrderByCustomer", "PO-BATCH-4-U")},
     };
-    memset(res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(
-        es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_UPDATE, NULL, up, 3, res, &err), ES_OK);
+    write_orders(g_c, ES_WRITE_UPDATE, up, 3, res);
     assert_int_equal(batch_calls(), before + 1);
     assert_int_equal(res[0].code, ES_OK);
     assert_int_equal(res[1].code, ES_ENOTFOUND);
@@ -221,29 +237,15 @@ static void test_batch_cut_and_unsupported(void **state)
     struct es_err err;
     no_faults();
     /* SAP saved both, the answer was cut: both fail (retryable); the retry finds both */
-    json_t *j = NULL;
-    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/faults",
-                                  "{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/$batch\","
-                                  "\"rate_cut\":1,\"count\":1}",
-                                  &j),
-                     200);
-    json_decref(j);
-    memset(res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", in, 2, res, &err),
-                     ES_OK);
+    add_fault("{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/$batch\",\"rate_cut\":1,\"count\":1}");
+    write_orders(g_c, ES_WRITE_CREATE, in, 2, res);
     assert_int_equal(res[0].code, ES_EPROTOCOL);
     assert_int_equal(res[1].code, ES_EPROTOCOL);
     assert_true(es_code_retryable(res[0].code));
     es_write_results_release(res, 2);
     assert_int_equal(orders_with_po("PO-CUT-1"), 1);
     assert_int_equal(orders_with_po("PO-CUT-2"), 1);
-    memset(res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", in, 2, res, &err),
-                     ES_OK);
+    write_orders(g_c, ES_WRITE_CREATE, in, 2, res);
     assert_int_equal(res[0].code, ES_OK);
     assert_int_equal(res[0].created, 0);
     assert_int_equal(res[1].created, 0);
@@ -254,21 +256,13 @@ static void test_batch_cut_and_unsupported(void **state)
     struct es_conn *c = NULL;
     es_err_clear(&err);
     assert_int_equal(es_conn_open(es_config_system(g_cfg, "erp"), &c, &err), ES_OK);
-    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/faults",
-                                  "{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/$batch\","
-                                  "\"rate_body\":1,\"body_status\":405,\"count\":1}",
-                                  &j),
-                     200);
-    json_decref(j);
+    add_fault("{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/$batch\","
+              "\"rate_body\":1,\"body_status\":405,\"count\":1}");
     struct es_write in2[2] = {
         {"d1", NULL, "PO-NOBATCH-1", order("10100011", "PO-NOBATCH-1", "1")},
         {"d2", NULL, "PO-NOBATCH-2", order("10100011", "PO-NOBATCH-2", "1")},
     };
-    memset(res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", in2, 2, res, &err),
-                     ES_OK);
+    write_orders(c, ES_WRITE_CREATE, in2, 2, res);
     assert_int_equal(res[0].code, ES_OK);
     assert_int_equal(res[1].code, ES_OK);
     assert_int_equal(res[0].created, 1);
@@ -543,12 +537,7 @@ static void test_batch_update_412(void **state)
         {"e2", NULL, "PO-412-2", order("10100011", "PO-412-2", "1")},
     };
     struct es_write_result res[2];
-    memset(res, 0, sizeof res);
-    struct es_err err;
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", in, 2, res, &err),
-                     ES_OK);
+    write_orders(g_c, ES_WRITE_CREATE, in, 2, res);
     assert_int_equal(res[0].code, ES_OK);
     assert_int_equal(res[1].code, ES_OK);
     static char id0[32], id1[32];
@@ -563,9 +552,7 @@ static void test_batch_update_412(void **state)
              "{\"route\":\"" SVC_ROOT "API_SALES_ORDER_SRV/$batch\",\"latency_ms\":2000,"
              "\"count\":1}]",
              id0);
-    json_t *j = NULL;
-    assert_int_equal(sbproc_admin(&g_sb, "PUT", "/__sandbox/faults", rules, &j), 200);
-    json_decref(j);
+    set_faults(rules);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, change_behind, id0), 0);
     struct es_write up[2] = {
@@ -573,6 +560,7 @@ static void test_batch_update_412(void **state)
         {"e2", id1, NULL, json_pack("{s:s}", "PurchaseOrderByCustomer", "PO-412-2-U")},
     };
     memset(res, 0, sizeof res);
+    struct es_err err;
     es_err_clear(&err);
     int rc = es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_UPDATE, NULL, up, 2, res, &err);
     void *st = NULL;
@@ -583,6 +571,7 @@ static void test_batch_update_412(void **state)
     assert_int_equal(res[1].code, ES_OK);
     es_write_results_release(res, 2);
     /* two reads of the first order: the one before the $batch and the re-read after 412 */
+    json_t *j = NULL;
     assert_int_equal(sbproc_admin(&g_sb, "GET", "/__sandbox/faults", NULL, &j), 200);
     json_t *first = json_array_get(json_object_get(j, "faults"), 0);
     assert_non_null(strstr(json_string_value(json_object_get(first, "route")), id0));
