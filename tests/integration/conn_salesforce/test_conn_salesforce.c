@@ -158,6 +158,27 @@ static long count_where(const char *field, const char *value)
     return count_where_obj("Account", field, value);
 }
 
+/* Adds one fault rule (a JSON object) to the emulator. */
+static void add_fault(const char *rule)
+{
+    json_t *j = NULL;
+    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/faults", rule, &j), 200);
+    json_decref(j);
+}
+
+/* Writes n Accounts through c into res (zeroed here); upserts match Erpsync_Global_Id__c.
+ * Returns the call's rc; each record's result is the caller's to check (release res with
+ * es_write_results_release()). */
+static int write_accounts(struct es_conn *c, enum es_write_op op, const struct es_write *in,
+                          size_t n, struct es_write_result *res)
+{
+    struct es_err err;
+    es_err_clear(&err);
+    memset(res, 0, n * sizeof *res);
+    return es_conn_write_batch(
+        c, "Account", op, op == ES_WRITE_UPSERT ? "Erpsync_Global_Id__c" : NULL, in, n, res, &err);
+}
+
 static void test_upsert_idempotent(void **state)
 {
     (void)state;
@@ -172,12 +193,7 @@ static void test_upsert_idempotent(void **state)
                                "BillingPostalCode", "1011");
         (void)json_object_set_new(in[i].data, "BillingPostalCode", json_sprintf("10%d1", i));
     }
-    memset(res, 0, sizeof res);
-    struct es_err err;
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "Account", ES_WRITE_UPSERT, "Erpsync_Global_Id__c",
-                                         in, 3, res, &err),
-                     ES_OK);
+    assert_int_equal(write_accounts(g_c, ES_WRITE_UPSERT, in, 3, res), ES_OK);
     char first[3][24];
     for (int i = 0; i < 3; i++) {
         assert_int_equal(res[i].code, ES_OK);
@@ -189,33 +205,22 @@ static void test_upsert_idempotent(void **state)
 
     /* The next upsert times out (the emulator holds the connection past our 2 s timeout):
      * every record gets the transient failure, and the retry creates nothing twice. */
-    json_t *fault = NULL;
-    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/faults",
-                                  "{\"route\":\"/services/data/v60.0/composite/sobjects\","
-                                  "\"method\":\"PATCH\",\"rate_timeout\":1,\"timeout_ms\":3000,"
-                                  "\"count\":1}",
-                                  &fault),
-                     200);
-    json_decref(fault);
+    add_fault("{\"route\":\"/services/data/v60.0/composite/sobjects\",\"method\":\"PATCH\","
+              "\"rate_timeout\":1,\"timeout_ms\":3000,\"count\":1}");
     struct es_conn *fast = NULL;
+    struct es_err err;
+    es_err_clear(&err);
     const struct es_system_cfg *fcfg = es_config_system(g_cfg, "crm_fast");
     assert_non_null(fcfg);
     assert_int_equal(es_conn_open(fcfg, &fast, &err), ES_OK);
-    memset(res, 0, sizeof res);
-    es_err_clear(&err);
-    int rc = es_conn_write_batch(fast, "Account", ES_WRITE_UPSERT, "Erpsync_Global_Id__c", in, 3,
-                                 res, &err);
+    int rc = write_accounts(fast, ES_WRITE_UPSERT, in, 3, res);
     assert_true(rc == ES_ETIMEOUT || rc == ES_EIO);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(res[i].code, rc);
         assert_true(es_code_retryable(res[i].code));
     }
     es_write_results_release(res, 3);
-    memset(res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(fast, "Account", ES_WRITE_UPSERT, "Erpsync_Global_Id__c",
-                                         in, 3, res, &err),
-                     ES_OK);
+    assert_int_equal(write_accounts(fast, ES_WRITE_UPSERT, in, 3, res), ES_OK);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(res[i].code, ES_OK);
         assert_int_equal(res[i].created, 0);
@@ -245,10 +250,7 @@ static void test_refusals(void **state)
     in[3].key = "too-long";
     in[3].data = json_pack("{s:s, s:s}", "Name", "Long City Ltd", "BillingCity",
                            "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch-Extra");
-    struct es_err err;
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "Account", ES_WRITE_CREATE, NULL, in, 4, res, &err),
-                     ES_OK);
+    assert_int_equal(write_accounts(g_c, ES_WRITE_CREATE, in, 4, res), ES_OK);
     assert_int_equal(res[0].code, ES_OK);
     assert_int_equal(res[1].code, ES_EDUPLICATE);
     assert_string_equal(res[1].err.remote_code, "DUPLICATES_DETECTED");
@@ -451,13 +453,7 @@ static void test_token_expiry(void **state)
 static void test_rate_limit_storm(void **state)
 {
     (void)state;
-    json_t *j = NULL;
-    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/faults",
-                                  "{\"route\":\"/services/data/\",\"rate_429\":1,"
-                                  "\"retry_after\":7,\"count\":4}",
-                                  &j),
-                     200);
-    json_decref(j);
+    add_fault("{\"route\":\"/services/data/\",\"rate_429\":1,\"retry_after\":7,\"count\":4}");
     int limited = 0;
     for (int i = 0; i < 10; i++) {
         struct es_batch b;
@@ -477,23 +473,13 @@ static void test_rate_limit_storm(void **state)
     }
     assert_true(limited >= 1 && limited <= 4);
     /* A write in a storm: every record carries the rate limit, nothing is lost silently. */
-    assert_int_equal(sbproc_admin(&g_sb, "POST", "/__sandbox/faults",
-                                  "{\"route\":\"/services/data/\",\"rate_429\":1,"
-                                  "\"retry_after\":3,\"count\":1}",
-                                  &j),
-                     200);
-    json_decref(j);
+    add_fault("{\"route\":\"/services/data/\",\"rate_429\":1,\"retry_after\":3,\"count\":1}");
     struct es_write in[2] = {
         {"s1", NULL, "STORM-1", json_pack("{s:s}", "Name", "Storm One")},
         {"s2", NULL, "STORM-2", json_pack("{s:s}", "Name", "Storm Two")},
     };
     struct es_write_result res[2];
-    memset(res, 0, sizeof res);
-    struct es_err err;
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "Account", ES_WRITE_UPSERT, "Erpsync_Global_Id__c",
-                                         in, 2, res, &err),
-                     ES_ERATELIMIT);
+    assert_int_equal(write_accounts(g_c, ES_WRITE_UPSERT, in, 2, res), ES_ERATELIMIT);
     assert_int_equal(res[0].code, ES_ERATELIMIT);
     assert_int_equal(res[1].code, ES_ERATELIMIT);
     es_write_results_release(res, 2);
@@ -524,6 +510,22 @@ static int write_pbe(enum es_write_op op, const char *ext, const char *tid, cons
     es_write_results_release(&res, 1);
     json_decref(in.data);
     return code;
+}
+
+/* Creates a Product2 named name; its id goes to id[cap]. */
+static void create_product(const char *name, char *id, size_t cap)
+{
+    struct es_write in = {"p", NULL, NULL, json_pack("{s:s}", "Name", name)};
+    struct es_write_result res;
+    memset(&res, 0, sizeof res);
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(
+        es_conn_write_batch(g_c, "Product2", ES_WRITE_CREATE, NULL, &in, 1, &res, &err), ES_OK);
+    assert_int_equal(res.code, ES_OK);
+    es_strlcpy(id, res.target_id, cap);
+    es_write_results_release(&res, 1);
+    json_decref(in.data);
 }
 
 static double pbe_price(const char *id)
@@ -561,17 +563,8 @@ static void test_create_only_fields_on_update(void **state)
     }
     es_batch_release(&b);
     assert_true(pb[0] != '\0');
-    struct es_write pin = {"p", NULL, NULL, json_pack("{s:s}", "Name", "Create-only probe")};
-    struct es_write_result pres;
-    memset(&pres, 0, sizeof pres);
-    es_err_clear(&err);
-    assert_int_equal(
-        es_conn_write_batch(g_c, "Product2", ES_WRITE_CREATE, NULL, &pin, 1, &pres, &err), ES_OK);
-    assert_int_equal(pres.code, ES_OK);
     char prod[24];
-    es_strlcpy(prod, pres.target_id, sizeof prod);
-    es_write_results_release(&pres, 1);
-    json_decref(pin.data);
+    create_product("Create-only probe", prod, sizeof prod);
 
     char id[24] = "", id2[24] = "";
     assert_int_equal(write_pbe(ES_WRITE_CREATE, NULL, NULL, NULL, pb, prod, 10.0, id, sizeof id),
@@ -600,15 +593,8 @@ static void test_create_only_fields_on_update(void **state)
     /* the same through Bulk API 2.0 jobs (bulk_threshold 1): a second entry, then both
      * updated by id and upserted by external id without links */
     char id3[24] = "";
-    struct es_write p2 = {"p2", NULL, NULL, json_pack("{s:s}", "Name", "Create-only probe 2")};
-    memset(&pres, 0, sizeof pres);
-    es_err_clear(&err);
-    assert_int_equal(
-        es_conn_write_batch(g_c, "Product2", ES_WRITE_CREATE, NULL, &p2, 1, &pres, &err), ES_OK);
     char prod2[24];
-    es_strlcpy(prod2, pres.target_id, sizeof prod2);
-    es_write_results_release(&pres, 1);
-    json_decref(p2.data);
+    create_product("Create-only probe 2", prod2, sizeof prod2);
     assert_int_equal(
         write_pbe(ES_WRITE_CREATE, NULL, NULL, "PX-2", pb, prod2, 20.0, id3, sizeof id3), ES_OK);
     struct es_conn *bulk = NULL;

@@ -109,6 +109,16 @@ static long sandbox_requests(void)
     return n;
 }
 
+/* Changes Account id "in Salesforce" (admin endpoint, behind erpsync's back). */
+static void edit_account(const char *id, const char *patch)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/__sandbox/records/Account/%s", id);
+    json_t *j = NULL;
+    assert_int_equal(sbproc_admin(&g_sb, "PATCH", path, patch, &j), 200);
+    json_decref(j);
+}
+
 /* The Account ids as the emulator lists them (plain SOQL walk, independent of the
  * connector's change-read code): id -> true. */
 static json_t *expected_ids(void)
@@ -243,14 +253,8 @@ static void test_chained_by_watermark(void **state)
     }
     assert_non_null(read_id);
     assert_non_null(unread_id);
-    char path[128];
-    json_t *j = NULL;
-    snprintf(path, sizeof path, "/__sandbox/records/Account/%s", read_id);
-    assert_int_equal(sbproc_admin(&g_sb, "PATCH", path, "{\"Phone\":\"+49 30 1111111\"}", &j), 200);
-    json_decref(j);
-    snprintf(path, sizeof path, "/__sandbox/records/Account/%s", unread_id);
-    assert_int_equal(sbproc_admin(&g_sb, "PATCH", path, "{\"Phone\":\"+49 30 2222222\"}", &j), 200);
-    json_decref(j);
+    edit_account(read_id, "{\"Phone\":\"+49 30 1111111\"}");
+    edit_account(unread_id, "{\"Phone\":\"+49 30 2222222\"}");
 
     size_t calls = 1;
     for (;;) {
