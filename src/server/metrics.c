@@ -141,10 +141,12 @@ static int tail_read(struct es_server *srv, struct es_err *err)
             continue;
         }
         struct flow_tail *ft = &t->flows[fi];
+        /* One row may record a run of DONE outcomes of one duration (count > 1). */
+        uint64_t k = a->count > 1 ? (uint64_t)a->count : 1;
         if (a->code != ES_OK && a->state != ES_CHANGE_DONE) {
             enum es_class cls = es_code_class(a->code);
             if (cls > ES_CLASS_NONE && cls < ES_CLASS_LAST) {
-                ft->failed[cls]++;
+                ft->failed[cls] += k;
             }
         }
         double s = (double)a->duration_ms / 1000.0;
@@ -152,9 +154,9 @@ static int tail_read(struct es_server *srv, struct es_err *err)
         while (b < NPROC && s > proc_buckets[b]) {
             b++;
         }
-        ft->le[b]++;
-        ft->count++;
-        ft->sum_s += s;
+        ft->le[b] += k;
+        ft->count += k;
+        ft->sum_s += s * (double)k;
     }
     if (n == TAIL_MAX && fresh == n && oldest > t->last_id + 1) { /* the window was too small */
         t->missed += (uint64_t)(oldest - t->last_id - 1);

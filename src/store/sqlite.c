@@ -5,22 +5,20 @@
  * serialised by a mutex; other processes (the CLI while the daemon runs) open their own and
  * wait on the busy timeout.
  *
- * Schema versions live in PRAGMA user_version and are applied in order by migrate(); a file
- * from a newer erpsync is refused rather than guessed at. The payload of a change sits in its
- * own table so that the frequent state updates rewrite a small row, not the record.
+ * This file opens the file, applies the schema migrations (PRAGMA user_version, in order; a
+ * file from a newer erpsync is refused rather than guessed at), and holds what the other two
+ * files share: statements, transactions, counters, flow numbers, cursors, xref and
+ * fingerprint lookups. The journal's layout is described in sqlite_int.h.
  *
  * Gauges (changes per state per flow) are kept in `counts` and moved in the same transaction
  * as the state changes, so `status` and /metrics never scan the journal.
  */
-#include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/clock.h"
 #include "core/mem.h"
-#include "store/store.h"
+#include "store/sqlite_int.h"
 
 static const char *const migrations[] = {
     /* v1 */
@@ -78,48 +76,77 @@ static const char *const migrations[] = {
     " hi INTEGER NOT NULL, until INTEGER NOT NULL, n INTEGER NOT NULL);"
     "INSERT INTO leases(token, flow, lo, hi, until, n) SELECT lease, flow, min(id), max(id),"
     " max(lease_until), count(*) FROM changes WHERE state = 1 GROUP BY lease, flow;",
+    /* v3: the append-only journal (sqlite_int.h). Changes are renumbered per flow (flow
+     * number << 44 | sequence) with their payload inline and never rewritten; state lives in
+     * `states` only for changes off the fast path (every v2 change not simply done keeps one
+     * here); leases hold a bitmap of fresh ids; audit rows may stand for a run of outcomes. */
+    "ALTER TABLE flows ADD COLUMN no INTEGER;"
+    "ALTER TABLE flows ADD COLUMN frontier INTEGER NOT NULL DEFAULT 0;"
+    "INSERT INTO flows(flow) SELECT DISTINCT flow FROM changes"
+    " WHERE flow NOT IN (SELECT flow FROM flows);"
+    "UPDATE flows SET no = (SELECT count(*) FROM flows f WHERE f.flow <= flows.flow);"
+    "CREATE TEMP TABLE idmap(old INTEGER PRIMARY KEY, new INTEGER NOT NULL, fno INTEGER NOT NULL);"
+    "INSERT INTO idmap SELECT c.id, (f.no << 44) + row_number() OVER (PARTITION BY c.flow"
+    " ORDER BY c.id), f.no FROM changes c JOIN flows f ON f.flow = c.flow;"
+    "CREATE TABLE changes3(id INTEGER PRIMARY KEY, flow INTEGER NOT NULL, key TEXT NOT NULL,"
+    " version TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
+    " payload TEXT, UNIQUE(flow, key, version));"
+    "INSERT INTO changes3 SELECT m.new, m.fno, c.key, c.version, c.deleted, c.created, p.body"
+    " FROM changes c JOIN idmap m ON m.old = c.id LEFT JOIN payloads p ON p.id = c.id"
+    " ORDER BY m.new;"
+    "CREATE TABLE states(id INTEGER PRIMARY KEY, flow INTEGER NOT NULL, key TEXT NOT NULL,"
+    " state INTEGER NOT NULL, closed INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL DEFAULT 0, lease INTEGER NOT NULL DEFAULT 0,"
+    " updated INTEGER NOT NULL, last_code INTEGER NOT NULL DEFAULT 0, last_msg TEXT,"
+    " last_remote_code TEXT, last_remote_msg TEXT, last_hint TEXT, note TEXT);"
+    "INSERT INTO states SELECT m.new, m.fno, c.key, c.state, c.closed, c.attempts, c.next_at,"
+    " CASE WHEN c.state = 1 THEN c.lease ELSE 0 END, c.updated, c.last_code, c.last_msg,"
+    " c.last_remote_code, c.last_remote_msg, c.last_hint, c.note"
+    " FROM changes c JOIN idmap m ON m.old = c.id"
+    " WHERE c.state <> 2 OR c.attempts <> 1 OR c.last_code <> 0 OR c.note IS NOT NULL"
+    " ORDER BY m.new;"
+    "CREATE INDEX states_open ON states(flow, key, id) WHERE closed = 0;"
+    "CREATE INDEX states_open_id ON states(flow, id) WHERE closed = 0;"
+    "CREATE INDEX states_parked ON states(id) WHERE closed = 2;"
+    "CREATE INDEX states_leased ON states(lease) WHERE state = 1;"
+    "CREATE TABLE leases3(token INTEGER PRIMARY KEY AUTOINCREMENT, flow INTEGER NOT NULL,"
+    " lo INTEGER NOT NULL, hi INTEGER NOT NULL, until INTEGER NOT NULL, held INTEGER NOT NULL,"
+    " xheld INTEGER NOT NULL, bits BLOB);"
+    "INSERT INTO leases3 SELECT l.token, f.no, 0, -1, l.until, 0,"
+    " (SELECT count(*) FROM changes c WHERE c.lease = l.token AND c.state = 1), NULL"
+    " FROM leases l JOIN flows f ON f.flow = l.flow;"
+    /* Tokens are never handed out twice: carry the old sequence over. */
+    "INSERT INTO sqlite_sequence(name, seq) SELECT 'leases3', seq FROM sqlite_sequence"
+    " WHERE name = 'leases' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence"
+    " WHERE name = 'leases3');"
+    "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence"
+    " WHERE name = 'leases'), 0)) WHERE name = 'leases3';"
+    "UPDATE audit SET change_id = coalesce((SELECT new FROM idmap"
+    " WHERE old = audit.change_id), change_id);"
+    "ALTER TABLE audit ADD COLUMN n INTEGER NOT NULL DEFAULT 1;"
+    "UPDATE flows SET frontier = coalesce((SELECT max(new) FROM idmap WHERE fno = flows.no),"
+    " no << 44);"
+    "DROP TABLE leases;"
+    "DROP TABLE payloads;"
+    "DROP TABLE changes;"
+    "ALTER TABLE changes3 RENAME TO changes;"
+    "ALTER TABLE leases3 RENAME TO leases;"
+    "DROP TABLE temp.idmap;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
-#define CHANGE_COLS                                                                                \
-    "c.id, c.flow, c.key, c.version, c.deleted, c.state, c.attempts, c.created, c.updated,"        \
-    " c.next_at, c.lease_until, c.lease, c.last_code, c.last_msg, c.last_remote_code,"             \
-    " c.last_remote_msg, c.last_hint, c.note, p.body"
-
-enum {
-    Q_INSERT,
-    Q_PAYLOAD,
-    Q_CURSOR_SET,
-    Q_CURSOR_DEL,
-    Q_CURSOR_GET,
-    Q_COUNT_ADD,
-    Q_EXPIRED,
-    Q_EXPIRE,
-    Q_LEASE_PUT,
-    Q_LEASE_DONE,
-    Q_LEASE_DEL,
-    Q_LEASE_RENEW,
-    Q_LEASE_ROWS,
-    Q_LEASE_HELD,
-    Q_PAUSED,
-    Q_CANDIDATES,
-    Q_TAKE,
-    Q_HOLDER,
-    Q_COMPLETE,
-    Q_AUDIT,
-    Q_SUCCESS,
-    Q_XREF_FIND,
-    Q_XREF_PUT,
-    Q_FP_PUT,
-    Q_FP_GET,
-    Q_XREF_LOOKUP,
-    Q_LAST
-};
-
 static const char *const sql_text[Q_LAST] = {
-    [Q_INSERT] = "INSERT INTO changes(flow, key, version, deleted, created, updated)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
-    [Q_PAYLOAD] = "INSERT INTO payloads(id, body) VALUES(?1, ?2)",
+    [Q_INSERT] = "INSERT INTO changes(id, flow, key, version, deleted, created, payload)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+    /* The flow's newest change (one seek down the rowid b-tree). */
+    [Q_TOP_ID] = "SELECT id FROM changes WHERE id <= ?1 ORDER BY id DESC LIMIT 1",
+    [Q_FLOW_NO] = "SELECT no FROM flows WHERE flow = ?1",
+    [Q_FLOW_NEW] = "INSERT INTO flows(flow, no) VALUES(?1, (SELECT coalesce(max(no), 0) + 1"
+                   " FROM flows)) ON CONFLICT(flow) DO UPDATE SET no = excluded.no"
+                   " WHERE flows.no IS NULL",
+    [Q_FLOW_NAME] = "SELECT flow FROM flows WHERE no = ?1",
+    [Q_FRONTIER_GET] = "SELECT frontier FROM flows WHERE no = ?1",
+    [Q_FRONTIER_SET] = "UPDATE flows SET frontier = ?2 WHERE flow = ?1",
     [Q_CURSOR_SET] = "INSERT INTO cursors(flow, name, value, updated) VALUES(?1, ?2, ?3, ?4)"
                      " ON CONFLICT(flow, name) DO UPDATE SET value = excluded.value,"
                      " updated = excluded.updated",
@@ -127,39 +154,55 @@ static const char *const sql_text[Q_LAST] = {
     [Q_CURSOR_GET] = "SELECT value FROM cursors WHERE flow = ?1 AND name = ?2",
     [Q_COUNT_ADD] = "INSERT INTO counts(flow, name, n) VALUES(?1, ?2, ?3)"
                     " ON CONFLICT(flow, name) DO UPDATE SET n = n + excluded.n",
-    [Q_EXPIRED] = "SELECT token, flow, lo, hi FROM leases WHERE until < ?1",
-    /* The changes of one leased batch still held by it (the others completed or expired). */
-    [Q_EXPIRE] = "UPDATE changes SET state = 0, lease = 0, lease_until = 0, updated = ?5"
-                 " WHERE closed = 0 AND flow = ?1 AND id BETWEEN ?2 AND ?3 AND state = 1"
-                 " AND lease = ?4",
-    [Q_LEASE_PUT] = "INSERT INTO leases(flow, lo, hi, until, n) VALUES(?2, ?3, ?4, ?5, ?6)",
-    [Q_LEASE_DONE] = "UPDATE leases SET n = n - ?2 WHERE token = ?1",
-    [Q_LEASE_RENEW] = "UPDATE leases SET until = ?2 WHERE token = ?1 AND until < ?2",
-    [Q_LEASE_ROWS] = "UPDATE changes SET lease_until = max(lease_until, ?2) WHERE id BETWEEN"
-                     " (SELECT lo FROM leases WHERE token = ?1) AND"
-                     " (SELECT hi FROM leases WHERE token = ?1) AND state = 1 AND lease = ?1",
-    [Q_LEASE_HELD] = "SELECT 1 FROM leases WHERE token = ?1",
-    [Q_LEASE_DEL] = "DELETE FROM leases WHERE token = ?1 AND n <= ?2",
+    [Q_EXPIRED] = "SELECT token, flow, lo, hi, until, held, xheld, bits FROM leases"
+                  " WHERE until < ?1",
+    [Q_EXPIRE_STATES] = "UPDATE states SET state = 0, lease = 0, updated = ?2"
+                        " WHERE lease = ?1 AND state = 1",
+    /* A fresh change whose lease ran out: it is pending again, with its attempt counted. */
+    [Q_EXPIRE_FRESH] = "INSERT INTO states(id, flow, key, state, closed, attempts, updated)"
+                       " SELECT id, flow, key, 0, 0, 1, ?2 FROM changes WHERE id = ?1",
+    [Q_LEASE_NEW] = "INSERT INTO leases(flow, lo, hi, until, held, xheld) VALUES(?1, 0, -1, ?2,"
+                    " 0, 0)",
+    [Q_LEASE_SET] = "UPDATE leases SET lo = ?2, hi = ?3, held = ?4, xheld = ?5, bits = ?6"
+                    " WHERE token = ?1",
+    [Q_LEASE_GET] = "SELECT token, flow, lo, hi, until, held, xheld, bits FROM leases"
+                    " WHERE token = ?1",
+    [Q_LEASE_DEL] = "DELETE FROM leases WHERE token = ?1",
+    [Q_LEASE_RENEW] = "UPDATE leases SET until = max(until, ?2) WHERE token = ?1",
+    [Q_LEASES_OF] = "SELECT token, flow, lo, hi, until, held, xheld, bits FROM leases"
+                    " WHERE flow = ?1 AND (held > 0 OR xheld > 0) ORDER BY token",
     [Q_PAUSED] = "SELECT paused FROM flows WHERE flow = ?1",
-    /* Only the oldest open change of a key may be leased (ordering per record key). The
-     * closed terms repeat the partial indexes' WHERE so the planner can use them. */
-    [Q_CANDIDATES] = "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
-                     " WHERE c.flow = ?1 AND c.closed = 0 AND c.state <> 1"
-                     " AND c.next_at <= ?2 AND NOT EXISTS (SELECT 1 FROM changes o"
-                     "  WHERE o.flow = ?1 AND o.key = c.key AND o.closed = 0 AND o.id < c.id)"
-                     " ORDER BY c.id LIMIT ?3",
-    [Q_TAKE] = "UPDATE changes SET state = 1, lease = ?2, lease_until = ?3, updated = ?4,"
-               " attempts = attempts + 1 WHERE id = ?1",
-    /* No RETURNING on hot paths: SQLite builds a temporary table for it per statement. */
-    [Q_HOLDER] = "SELECT flow, key, attempts FROM changes WHERE id = ?1 AND state = 1"
-                 " AND lease = ?2",
-    [Q_COMPLETE] =
-        "UPDATE changes SET state = ?3, closed = ?12, next_at = ?4, lease = 0,"
-        " lease_until = 0, updated = ?5, last_code = ?6, last_msg = ?7, last_remote_code = ?8,"
-        " last_remote_msg = ?9, last_hint = ?10, note = ?11"
-        " WHERE id = ?1 AND state = 1 AND lease = ?2",
-    [Q_AUDIT] = "INSERT INTO audit(change_id, flow, key, ts, state, code, attempt, duration_ms, "
-                "msg) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [Q_STATES_ANY] = "SELECT 1 FROM states WHERE flow = ?1 AND closed = 0 LIMIT 1",
+    /* Off-path changes that are due, oldest first; only the oldest open one of a key. */
+    [Q_STATE_CANDIDATES] =
+        "SELECT s.id, s.key, s.state, s.attempts, s.updated, s.next_at, s.last_code, s.last_msg,"
+        " s.last_remote_code, s.last_remote_msg, s.last_hint, s.note, c.version, c.deleted,"
+        " c.created, c.payload FROM states s JOIN changes c ON c.id = s.id"
+        " WHERE s.flow = ?1 AND s.closed = 0 AND s.state <> 1 AND s.next_at <= ?2"
+        " AND NOT EXISTS (SELECT 1 FROM states o WHERE o.flow = ?1 AND o.key = s.key"
+        " AND o.closed = 0 AND o.id < s.id) ORDER BY s.id LIMIT ?3",
+    [Q_STATE_TAKE] = "UPDATE states SET state = 1, lease = ?2, attempts = attempts + 1,"
+                     " updated = ?3 WHERE id = ?1",
+    [Q_STATE_OPEN_KEY] = "SELECT 1 FROM states WHERE flow = ?1 AND key = ?2 AND closed = 0"
+                         " LIMIT 1",
+    /* Older changes of a key (the UNIQUE(flow, key, version) index covers it). */
+    [Q_KEY_IDS] = "SELECT id FROM changes WHERE flow = ?1 AND key = ?2 AND id BETWEEN ?3 AND ?4",
+    [Q_FRESH] = "SELECT id, key, version, deleted, created, payload FROM changes"
+                " WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+    [Q_DEFER] = "INSERT INTO states(id, flow, key, state, closed, attempts, updated)"
+                " VALUES(?1, ?2, ?3, 0, 0, 0, ?4)",
+    [Q_STATE_NEW] = "INSERT INTO states(id, flow, key, state, closed, attempts, next_at, lease,"
+                    " updated, last_code, last_msg, last_remote_code, last_remote_msg,"
+                    " last_hint, note) VALUES(?1, ?13, ?14, ?3, ?12, ?15, ?4, 0, ?5, ?6, ?7,"
+                    " ?8, ?9, ?10, ?11)",
+    [Q_STATE_DONE] =
+        "UPDATE states SET state = ?3, closed = ?12, next_at = ?4, lease = 0, updated = ?5,"
+        " last_code = ?6, last_msg = ?7, last_remote_code = ?8, last_remote_msg = ?9,"
+        " last_hint = ?10, note = ?11 WHERE id = ?1 AND state = 1 AND lease = ?2",
+    [Q_STATE_HOLDER] = "SELECT key, attempts FROM states WHERE id = ?1",
+    [Q_KEY_OF] = "SELECT key FROM changes WHERE id = ?1",
+    [Q_AUDIT] = "INSERT INTO audit(change_id, n, flow, key, ts, state, code, attempt,"
+                " duration_ms, msg) VALUES(?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [Q_SUCCESS] = "INSERT INTO flows(flow, last_success) VALUES(?1, ?2)"
                   " ON CONFLICT(flow) DO UPDATE SET last_success = excluded.last_success",
     [Q_XREF_FIND] = "SELECT global_id FROM xref WHERE entity = ?1 AND system = ?2"
@@ -177,52 +220,26 @@ static const char *const sql_text[Q_LAST] = {
                       " WHERE a.entity = ?1 AND a.system = ?2 AND a.system_id = ?3",
 };
 
-/* A gauge/counter move, applied at the end of a transaction. */
-struct delta {
-    char *flow;
-    const char *name;
-    int64_t n;
-};
-
-/* Outcomes committed for one leased batch (its `leases` row counts down to 0, then goes). */
-struct tally {
-    uint64_t token;
-    int64_t n;
-};
-
-struct sqlite_store {
-    struct es_store base;
-    sqlite3 *db;
-    pthread_mutex_t lock;
-    sqlite3_stmt *q[Q_LAST];
-    struct delta *deltas;
-    size_t ndeltas, cap_deltas;
-    struct tally *tallies; /* outcomes per lease token in the current complete() */
-    size_t ntallies, cap_tallies;
-};
-
-static const char *const count_state[ES_CHANGE_STATE_LAST] = {
+const char *const es__sq_count_state[ES_CHANGE_STATE_LAST] = {
     "state.pending", "state.leased", "state.done", "state.retry", "state.review", "state.dead",
 };
-static const char *const count_outcome[ES_CHANGE_STATE_LAST] = {
+const char *const es__sq_count_outcome[ES_CHANGE_STATE_LAST] = {
     "outcome.pending", "outcome.leased", "outcome.done",
     "outcome.retry",   "outcome.review", "outcome.dead",
 };
+const char *const es__sq_count_skip[3] = {"skipped.none", "skipped.noop", "skipped.echo"};
 
-static const char *const count_skip[3] = {"skipped.none", "skipped.noop", "skipped.echo"};
-
-/* The `closed` column for a state: 0 open (pending, leased, retry), 1 done, 2 parked. */
-static int closed_of(int state)
+int es__sq_closed_of(int state)
 {
     return state == ES_CHANGE_DONE ? 1 : state >= ES_CHANGE_REVIEW ? 2 : 0;
 }
 
-static int db_fail(struct sqlite_store *s, struct es_err *err, const char *what)
+int es__sq_fail(struct es__sq_store *s, struct es_err *err, const char *what)
 {
     return es_err_set(err, ES_ESTORE, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-static int exec(struct sqlite_store *s, const char *sql, struct es_err *err)
+int es__sq_exec(struct es__sq_store *s, const char *sql, struct es_err *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -233,7 +250,7 @@ static int exec(struct sqlite_store *s, const char *sql, struct es_err *err)
     return ES_OK;
 }
 
-static sqlite3_stmt *q(struct sqlite_store *s, int which)
+sqlite3_stmt *es__sq_q(struct es__sq_store *s, int which)
 {
     sqlite3_stmt *st = s->q[which];
     sqlite3_reset(st);
@@ -241,7 +258,7 @@ static sqlite3_stmt *q(struct sqlite_store *s, int which)
     return st;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+void es__sq_bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     if (v) {
         sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
@@ -250,18 +267,18 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
     }
 }
 
-static void bind_opt(sqlite3_stmt *st, int i, const char *v)
+void es__sq_bind_opt(sqlite3_stmt *st, int i, const char *v)
 {
-    bind_text(st, i, (v && *v) ? v : NULL);
+    es__sq_bind_text(st, i, (v && *v) ? v : NULL);
 }
 
-static char *col_dup(sqlite3_stmt *st, int i)
+char *es__sq_col_dup(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? es_xstrdup((const char *)t) : NULL;
+    return t ? es_xstrndup((const char *)t, (size_t)sqlite3_column_bytes(st, i)) : NULL;
 }
 
-static void delta_add(struct sqlite_store *s, const char *flow, const char *name, int64_t n)
+void es__sq_delta_add(struct es__sq_store *s, const char *flow, const char *name, int64_t n)
 {
     for (size_t i = 0; i < s->ndeltas; i++) {
         if (s->deltas[i].name == name && strcmp(s->deltas[i].flow, flow) == 0) {
@@ -270,10 +287,10 @@ static void delta_add(struct sqlite_store *s, const char *flow, const char *name
         }
     }
     ES_GROW(s->deltas, s->cap_deltas, s->ndeltas + 1);
-    s->deltas[s->ndeltas++] = (struct delta){es_xstrdup(flow), name, n};
+    s->deltas[s->ndeltas++] = (struct es__sq_delta){es_xstrdup(flow), name, n};
 }
 
-static void deltas_clear(struct sqlite_store *s)
+static void deltas_clear(struct es__sq_store *s)
 {
     for (size_t i = 0; i < s->ndeltas; i++) {
         es_free(s->deltas[i].flow);
@@ -281,58 +298,66 @@ static void deltas_clear(struct sqlite_store *s)
     s->ndeltas = 0;
 }
 
-static void move_state(struct sqlite_store *s, const char *flow, int from, int to)
+void es__sq_move_state(struct es__sq_store *s, const char *flow, int from, int to)
 {
     if (from >= 0) {
-        delta_add(s, flow, count_state[from], -1);
+        es__sq_delta_add(s, flow, es__sq_count_state[from], -1);
     }
     if (to >= 0) {
-        delta_add(s, flow, count_state[to], 1);
+        es__sq_delta_add(s, flow, es__sq_count_state[to], 1);
     }
 }
 
-static int deltas_apply(struct sqlite_store *s, struct es_err *err)
+static int deltas_apply(struct es__sq_store *s, struct es_err *err)
 {
     for (size_t i = 0; i < s->ndeltas; i++) {
         if (s->deltas[i].n == 0) {
             continue;
         }
-        sqlite3_stmt *st = q(s, Q_COUNT_ADD);
-        bind_text(st, 1, s->deltas[i].flow);
-        bind_text(st, 2, s->deltas[i].name);
+        sqlite3_stmt *st = es__sq_q(s, Q_COUNT_ADD);
+        es__sq_bind_text(st, 1, s->deltas[i].flow);
+        es__sq_bind_text(st, 2, s->deltas[i].name);
         sqlite3_bind_int64(st, 3, s->deltas[i].n);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            return db_fail(s, err, "counts");
+            return es__sq_fail(s, err, "counts");
         }
     }
     deltas_clear(s);
     return ES_OK;
 }
 
-static int begin(struct sqlite_store *s, struct es_err *err)
+int es__sq_begin(struct es__sq_store *s, struct es_err *err)
 {
     pthread_mutex_lock(&s->lock);
     deltas_clear(s);
-    if (exec(s, "BEGIN IMMEDIATE", err) != ES_OK) {
+    for (size_t i = 0; i < s->nflows; i++) {
+        s->flows[i].next_id = 0; /* another process may have appended since */
+    }
+    if (es__sq_exec(s, "BEGIN IMMEDIATE", err) != ES_OK) {
         pthread_mutex_unlock(&s->lock);
         return ES_ESTORE;
     }
     return ES_OK;
 }
 
-/* Commits (rc == ES_OK, after applying the deltas) or rolls back, then unlocks. */
-static int finish(struct sqlite_store *s, int rc, struct es_err *err)
+int es__sq_finish(struct es__sq_store *s, int rc, struct es_err *err)
 {
     if (rc == ES_OK) {
         rc = deltas_apply(s, err);
     }
     if (rc == ES_OK) {
-        rc = exec(s, "COMMIT", err);
+        rc = es__sq_exec(s, "COMMIT", err);
     }
     if (rc != ES_OK) {
         deltas_clear(s);
-        (void)exec(s, "ROLLBACK", NULL);
+        (void)es__sq_exec(s, "ROLLBACK", NULL);
+        /* Flow numbers assigned in this transaction are gone with it. */
+        for (size_t i = s->nflows_committed; i < s->nflows; i++) {
+            es_free(s->flows[i].name);
+        }
+        s->nflows = s->nflows_committed;
     }
+    s->nflows_committed = s->nflows;
     for (int i = 0; i < Q_LAST; i++) {
         sqlite3_reset(s->q[i]);
     }
@@ -340,8 +365,159 @@ static int finish(struct sqlite_store *s, int rc, struct es_err *err)
     return rc;
 }
 
+static struct es__sq_flow *flow_cache_add(struct es__sq_store *s, const char *name, int64_t no)
+{
+    ES_GROW(s->flows, s->cap_flows, s->nflows + 1);
+    struct es__sq_flow *f = &s->flows[s->nflows++];
+    *f = (struct es__sq_flow){es_xstrdup(name), no, 0};
+    return f;
+}
+
+int64_t es__sq_flow_no(struct es__sq_store *s, const char *name, int create, struct es_err *err)
+{
+    for (size_t i = 0; i < s->nflows; i++) {
+        if (strcmp(s->flows[i].name, name) == 0) {
+            return s->flows[i].no;
+        }
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        sqlite3_stmt *st = es__sq_q(s, Q_FLOW_NO);
+        es__sq_bind_text(st, 1, name);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            int64_t no = sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+            flow_cache_add(s, name, no);
+            return no;
+        }
+        sqlite3_reset(st);
+        if (r != SQLITE_ROW && r != SQLITE_DONE) {
+            es__sq_fail(s, err, "flow number");
+            return -1;
+        }
+        if (!create || pass == 1) {
+            return 0;
+        }
+        st = es__sq_q(s, Q_FLOW_NEW);
+        es__sq_bind_text(st, 1, name);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            es__sq_fail(s, err, "flow number");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+struct es__sq_flow *es__sq_flow_by_no(struct es__sq_store *s, int64_t no)
+{
+    for (size_t i = 0; i < s->nflows; i++) {
+        if (s->flows[i].no == no) {
+            return &s->flows[i];
+        }
+    }
+    sqlite3_stmt *st = es__sq_q(s, Q_FLOW_NAME);
+    sqlite3_bind_int64(st, 1, no);
+    struct es__sq_flow *f = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        f = flow_cache_add(s, (const char *)sqlite3_column_text(st, 0), no);
+    }
+    sqlite3_reset(st);
+    return f;
+}
+
+int64_t es__sq_frontier(struct es__sq_store *s, int64_t no)
+{
+    sqlite3_stmt *st = es__sq_q(s, Q_FRONTIER_GET);
+    sqlite3_bind_int64(st, 1, no);
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return v < ES__SQ_FIRST(no) ? ES__SQ_FIRST(no) : v;
+}
+
+void es__sq_lease_read(sqlite3_stmt *st, struct es__sq_lease *l)
+{
+    memset(l, 0, sizeof *l);
+    l->token = sqlite3_column_int64(st, 0);
+    l->flow = sqlite3_column_int64(st, 1);
+    l->lo = sqlite3_column_int64(st, 2);
+    l->hi = sqlite3_column_int64(st, 3);
+    l->until = sqlite3_column_int64(st, 4);
+    l->held = sqlite3_column_int64(st, 5);
+    l->xheld = sqlite3_column_int64(st, 6);
+    int nb = sqlite3_column_bytes(st, 7);
+    size_t want = l->hi >= l->lo ? (size_t)((l->hi - l->lo) / 8 + 1) : 0;
+    l->nbytes = want;
+    if (want > 0) {
+        l->bits = es_xcalloc(want, 1);
+        if (nb > 0) {
+            memcpy(l->bits, sqlite3_column_blob(st, 7), (size_t)nb < want ? (size_t)nb : want);
+        }
+    }
+}
+
+int es__sq_lease_holds(const struct es__sq_lease *l, int64_t id)
+{
+    if (!l->bits || id < l->lo || id > l->hi) {
+        return 0;
+    }
+    uint64_t off = (uint64_t)(id - l->lo);
+    return (l->bits[off / 8] >> (off % 8)) & 1;
+}
+
+void es__sq_leases_free(struct es__sq_lease *l, size_t n)
+{
+    for (size_t i = 0; l && i < n; i++) {
+        es_free(l[i].bits);
+    }
+    es_free(l);
+}
+
+int es__sq_leases_of(struct es__sq_store *s, int64_t no, struct es__sq_lease **out, size_t *n,
+                     struct es_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    sqlite3_stmt *st = es__sq_q(s, Q_LEASES_OF);
+    sqlite3_bind_int64(st, 1, no);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        ES_GROW(*out, cap, *n + 1);
+        es__sq_lease_read(st, &(*out)[(*n)++]);
+    }
+    sqlite3_reset(st);
+    if (r != SQLITE_DONE) {
+        es__sq_leases_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return es__sq_fail(s, err, "leases");
+    }
+    return ES_OK;
+}
+
+int es__sq_audit_put(struct es__sq_store *s, int64_t change_id, int64_t n, const char *flow,
+                     const char *key, int64_t now, int state, enum es_code code, int attempt,
+                     int64_t duration, const char *msg, struct es_err *err)
+{
+    sqlite3_stmt *st = es__sq_q(s, Q_AUDIT);
+    sqlite3_bind_int64(st, 1, change_id);
+    es__sq_bind_text(st, 2, flow);
+    es__sq_bind_text(st, 3, key);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int(st, 5, state);
+    sqlite3_bind_int(st, 6, (int)code);
+    sqlite3_bind_int(st, 7, attempt);
+    sqlite3_bind_int64(st, 8, duration);
+    es__sq_bind_opt(st, 9, msg);
+    sqlite3_bind_int64(st, 10, n);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        return es__sq_fail(s, err, "audit");
+    }
+    return ES_OK;
+}
+
 /* PRAGMA user_version, or -1 when it cannot be read. */
-static int user_version(struct sqlite_store *s)
+static int user_version(struct es__sq_store *s)
 {
     sqlite3_stmt *st = NULL;
     int version = -1;
@@ -355,11 +531,11 @@ static int user_version(struct sqlite_store *s)
     return version;
 }
 
-static int migrate(struct sqlite_store *s, struct es_err *err)
+static int migrate(struct es__sq_store *s, struct es_err *err)
 {
     int version = user_version(s);
     if (version < 0) {
-        return db_fail(s, err, "schema version");
+        return es__sq_fail(s, err, "schema version");
     }
     if (version > SCHEMA_VERSION) {
         es_err_set(err, ES_ESTORE, "store schema v%d is newer than this erpsync (v%d)", version,
@@ -368,22 +544,22 @@ static int migrate(struct sqlite_store *s, struct es_err *err)
         return ES_ESTORE;
     }
     for (int v = version; v < SCHEMA_VERSION; v++) {
-        if (exec(s, "BEGIN IMMEDIATE", err) != ES_OK) {
+        if (es__sq_exec(s, "BEGIN IMMEDIATE", err) != ES_OK) {
             return ES_ESTORE;
         }
         /* Another process may have migrated while we waited for the write lock (two
          * processes opening a new store at once): read the version again under the lock. */
         int now = user_version(s);
         if (now > v) {
-            (void)exec(s, "COMMIT", NULL);
+            (void)es__sq_exec(s, "COMMIT", NULL);
             v = now - 1;
             continue;
         }
         char pragma[40];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-        if (exec(s, migrations[v], err) != ES_OK || exec(s, pragma, err) != ES_OK ||
-            exec(s, "COMMIT", err) != ES_OK) {
-            (void)exec(s, "ROLLBACK", NULL);
+        if (es__sq_exec(s, migrations[v], err) != ES_OK || es__sq_exec(s, pragma, err) != ES_OK ||
+            es__sq_exec(s, "COMMIT", err) != ES_OK) {
+            (void)es__sq_exec(s, "ROLLBACK", NULL);
             es_err_prefix(err, "migrating store to v%d", v + 1);
             return ES_ESTORE;
         }
@@ -393,7 +569,7 @@ static int migrate(struct sqlite_store *s, struct es_err *err)
 
 static void sqlite_close(struct es_store *base)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct es__sq_store *s = (struct es__sq_store *)base;
     if (!s) {
         return;
     }
@@ -403,7 +579,10 @@ static void sqlite_close(struct es_store *base)
     sqlite3_close(s->db);
     deltas_clear(s);
     es_free(s->deltas);
-    es_free(s->tallies);
+    for (size_t i = 0; i < s->nflows; i++) {
+        es_free(s->flows[i].name);
+    }
+    es_free(s->flows);
     pthread_mutex_destroy(&s->lock);
     es_free(s);
 }
@@ -421,7 +600,7 @@ static int sqlite_open(const char *path, struct es_store **out, struct es_err *e
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_once);
     *out = NULL;
-    struct sqlite_store *s = es_xcalloc(1, sizeof *s);
+    struct es__sq_store *s = es_xcalloc(1, sizeof *s);
     s->base.abi = ES_STORE_ABI;
     s->base.ops = &es_store_sqlite_ops;
     pthread_mutex_init(&s->lock, NULL);
@@ -432,18 +611,18 @@ static int sqlite_open(const char *path, struct es_store **out, struct es_err *e
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 10000);
-    if (exec(s, "PRAGMA journal_mode = WAL", err) != ES_OK ||
-        exec(s, "PRAGMA synchronous = FULL", err) != ES_OK ||
-        /* The journal's indexes are updated on every state change: keep their pages hot. */
-        exec(s, "PRAGMA cache_size = -16384", err) != ES_OK ||
-        exec(s, "PRAGMA foreign_keys = OFF", err) != ES_OK || migrate(s, err) != ES_OK) {
+    if (es__sq_exec(s, "PRAGMA journal_mode = WAL", err) != ES_OK ||
+        es__sq_exec(s, "PRAGMA synchronous = FULL", err) != ES_OK ||
+        es__sq_exec(s, "PRAGMA cache_size = -16384", err) != ES_OK ||
+        es__sq_exec(s, "PRAGMA foreign_keys = OFF", err) != ES_OK || migrate(s, err) != ES_OK) {
         es_err_prefix(err, "store '%s'", path);
         goto fail;
     }
     for (int i = 0; i < Q_LAST; i++) {
         if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) !=
             SQLITE_OK) {
-            db_fail(s, err, "prepare");
+            es__sq_fail(s, err, "prepare");
+            es_err_prefix(err, "statement %d", i);
             goto fail;
         }
     }
@@ -454,536 +633,21 @@ fail:
     return ES_ESTORE;
 }
 
-static int set_cursor(struct sqlite_store *s, const struct es_cursor_in *c, struct es_err *err)
-{
-    sqlite3_stmt *st = q(s, c->value ? Q_CURSOR_SET : Q_CURSOR_DEL);
-    bind_text(st, 1, c->flow);
-    bind_text(st, 2, c->name);
-    if (c->value) {
-        bind_text(st, 3, c->value);
-        sqlite3_bind_int64(st, 4, es_clock_wall_ms());
-    }
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        return db_fail(s, err, "cursor");
-    }
-    return ES_OK;
-}
-
-static int sqlite_enqueue(struct es_store *base, const struct es_change_in *in, size_t n,
-                          const struct es_cursor_in *cursors, size_t ncursors, unsigned char *added,
-                          struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    int64_t now = es_clock_wall_ms();
-    int rc = begin(s, err);
-    if (rc != ES_OK) {
-        return rc;
-    }
-    for (size_t i = 0; i < n && rc == ES_OK; i++) {
-        if (!in[i].flow || !in[i].key || !in[i].version) {
-            rc = es_err_set(err, ES_EINVAL, "change %zu: flow, key and version are required", i);
-            break;
-        }
-        sqlite3_stmt *st = q(s, Q_INSERT);
-        bind_text(st, 1, in[i].flow);
-        bind_text(st, 2, in[i].key);
-        bind_text(st, 3, in[i].version);
-        sqlite3_bind_int(st, 4, in[i].deleted ? 1 : 0);
-        sqlite3_bind_int64(st, 5, now);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = db_fail(s, err, "enqueue");
-            break;
-        }
-        int fresh = sqlite3_changes(s->db) == 1;
-        if (added) {
-            added[i] = (unsigned char)fresh;
-        }
-        if (!fresh) {
-            delta_add(s, in[i].flow, "duplicates", 1);
-            continue;
-        }
-        int64_t id = sqlite3_last_insert_rowid(s->db);
-        delta_add(s, in[i].flow, "enqueued", 1);
-        move_state(s, in[i].flow, -1, ES_CHANGE_PENDING);
-        if (in[i].payload) {
-            st = q(s, Q_PAYLOAD);
-            sqlite3_bind_int64(st, 1, id);
-            sqlite3_bind_text(st, 2, in[i].payload, (int)in[i].payload_len, SQLITE_STATIC);
-            if (sqlite3_step(st) != SQLITE_DONE) {
-                rc = db_fail(s, err, "enqueue payload");
-            }
-        }
-    }
-    for (size_t i = 0; i < ncursors && rc == ES_OK; i++) {
-        rc = set_cursor(s, &cursors[i], err);
-    }
-    return finish(s, rc, err);
-}
-
-static void read_change(sqlite3_stmt *st, struct es_change *c)
-{
-    memset(c, 0, sizeof *c);
-    c->id = sqlite3_column_int64(st, 0);
-    c->flow = col_dup(st, 1);
-    c->key = col_dup(st, 2);
-    c->version = col_dup(st, 3);
-    c->deleted = sqlite3_column_int(st, 4);
-    c->state = (enum es_change_state)sqlite3_column_int(st, 5);
-    c->attempts = sqlite3_column_int(st, 6);
-    c->created_ms = sqlite3_column_int64(st, 7);
-    c->updated_ms = sqlite3_column_int64(st, 8);
-    c->next_at_ms = sqlite3_column_int64(st, 9);
-    c->lease_until_ms = sqlite3_column_int64(st, 10);
-    c->lease = (uint64_t)sqlite3_column_int64(st, 11);
-    c->last_code = (enum es_code)sqlite3_column_int(st, 12);
-    c->last_msg = col_dup(st, 13);
-    c->last_remote_code = col_dup(st, 14);
-    c->last_remote_msg = col_dup(st, 15);
-    c->last_hint = col_dup(st, 16);
-    c->note = col_dup(st, 17);
-    if (sqlite3_column_type(st, 18) != SQLITE_NULL) {
-        c->payload_len = (size_t)sqlite3_column_bytes(st, 18);
-        c->payload = es_xstrndup((const char *)sqlite3_column_text(st, 18), c->payload_len);
-    }
-}
-
-/* Returns the changes of every batch whose lease ended before `now` to PENDING and drops
- * the batches' lease rows (INT64_MAX: every batch, as recovery at startup does). Counts the
- * changes moved in *moved (may be NULL). */
-static int expire(struct sqlite_store *s, int64_t now, size_t *moved, struct es_err *err)
-{
-    struct expired {
-        int64_t token, lo, hi;
-        char *flow;
-    } *ex = NULL;
-    size_t nex = 0, cap = 0;
-    sqlite3_stmt *st = q(s, Q_EXPIRED);
-    sqlite3_bind_int64(st, 1, now);
-    int r, rc = ES_OK;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        ES_GROW(ex, cap, nex + 1);
-        ex[nex++] = (struct expired){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2),
-                                     sqlite3_column_int64(st, 3), col_dup(st, 1)};
-    }
-    if (r != SQLITE_DONE) {
-        rc = db_fail(s, err, "lease expiry");
-    }
-    sqlite3_reset(st);
-    int64_t wall = es_clock_wall_ms();
-    for (size_t i = 0; i < nex && rc == ES_OK; i++) {
-        st = q(s, Q_EXPIRE);
-        bind_text(st, 1, ex[i].flow);
-        sqlite3_bind_int64(st, 2, ex[i].lo);
-        sqlite3_bind_int64(st, 3, ex[i].hi);
-        sqlite3_bind_int64(st, 4, ex[i].token);
-        sqlite3_bind_int64(st, 5, now == INT64_MAX ? wall : now);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = db_fail(s, err, "lease expiry");
-            break;
-        }
-        int k = sqlite3_changes(s->db);
-        delta_add(s, ex[i].flow, count_state[ES_CHANGE_LEASED], -k);
-        delta_add(s, ex[i].flow, count_state[ES_CHANGE_PENDING], k);
-        if (moved) {
-            *moved += (size_t)k;
-        }
-        st = q(s, Q_LEASE_DEL);
-        sqlite3_bind_int64(st, 1, ex[i].token);
-        sqlite3_bind_int64(st, 2, INT64_MAX);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = db_fail(s, err, "lease expiry");
-        }
-    }
-    for (size_t i = 0; i < nex; i++) {
-        es_free(ex[i].flow);
-    }
-    es_free(ex);
-    return rc;
-}
-
-static int sqlite_lease(struct es_store *base, const char *flow, size_t max, int64_t now_ms,
-                        int64_t lease_ms, struct es_change **out, size_t *n, struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    *out = NULL;
-    *n = 0;
-    int rc = begin(s, err);
-    if (rc != ES_OK) {
-        return rc;
-    }
-    struct es_change *items = NULL;
-    size_t count = 0;
-    rc = expire(s, now_ms, NULL, err);
-    if (rc == ES_OK) {
-        sqlite3_stmt *st = q(s, Q_PAUSED);
-        bind_text(st, 1, flow);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW && sqlite3_column_int(st, 0)) {
-            return finish(s, ES_OK, err);
-        }
-        if (r != SQLITE_ROW && r != SQLITE_DONE) {
-            rc = db_fail(s, err, "flow state");
-        }
-    }
-    if (rc == ES_OK && max > 0) {
-        items = es_xcalloc(max, sizeof *items);
-        sqlite3_stmt *st = q(s, Q_CANDIDATES);
-        bind_text(st, 1, flow);
-        sqlite3_bind_int64(st, 2, now_ms);
-        sqlite3_bind_int64(st, 3, (int64_t)max);
-        int r;
-        while (count < max && (r = sqlite3_step(st)) == SQLITE_ROW) {
-            read_change(st, &items[count++]);
-        }
-        if (count < max && r != SQLITE_DONE) {
-            rc = db_fail(s, err, "lease");
-        }
-        sqlite3_reset(st);
-    }
-    /* One token for the batch: the id of its row in `leases` (with its id range and expiry),
-     * AUTOINCREMENT so that no token is ever handed out twice, by any process. */
-    uint64_t token = 0;
-    if (rc == ES_OK && count > 0) {
-        sqlite3_stmt *st = q(s, Q_LEASE_PUT);
-        bind_text(st, 2, flow);
-        sqlite3_bind_int64(st, 3, items[0].id);
-        sqlite3_bind_int64(st, 4, items[count - 1].id);
-        sqlite3_bind_int64(st, 5, now_ms + lease_ms);
-        sqlite3_bind_int64(st, 6, (int64_t)count);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = db_fail(s, err, "lease");
-        }
-        token = (uint64_t)sqlite3_last_insert_rowid(s->db);
-    }
-    for (size_t i = 0; i < count && rc == ES_OK; i++) {
-        struct es_change *c = &items[i];
-        sqlite3_stmt *st = q(s, Q_TAKE);
-        c->lease = token;
-        c->lease_until_ms = now_ms + lease_ms;
-        sqlite3_bind_int64(st, 1, c->id);
-        sqlite3_bind_int64(st, 2, (int64_t)c->lease);
-        sqlite3_bind_int64(st, 3, c->lease_until_ms);
-        sqlite3_bind_int64(st, 4, now_ms);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = db_fail(s, err, "lease update");
-            break;
-        }
-        move_state(s, c->flow, (int)c->state, ES_CHANGE_LEASED);
-        c->state = ES_CHANGE_LEASED;
-        c->attempts++;
-    }
-    rc = finish(s, rc, err);
-    if (rc != ES_OK) {
-        es_changes_free(items, count);
-        return rc;
-    }
-    if (count == 0) {
-        es_free(items);
-        items = NULL;
-    }
-    *out = items;
-    *n = count;
-    return ES_OK;
-}
-
-/* Global id of a record, or NULL. OUT: es_free. */
-static char *xref_find(struct sqlite_store *s, const char *entity, const char *system,
-                       const char *id)
-{
-    sqlite3_stmt *st = q(s, Q_XREF_FIND);
-    bind_text(st, 1, entity);
-    bind_text(st, 2, system);
-    bind_text(st, 3, id);
-    char *g = sqlite3_step(st) == SQLITE_ROW ? col_dup(st, 0) : NULL;
-    sqlite3_reset(st);
-    return g;
-}
-
-static int xref_put(struct sqlite_store *s, const char *entity, const char *system, const char *id,
-                    const char *global, int64_t now, struct es_err *err)
-{
-    sqlite3_stmt *st = q(s, Q_XREF_PUT);
-    bind_text(st, 1, entity);
-    bind_text(st, 2, system);
-    bind_text(st, 3, id);
-    bind_text(st, 4, global);
-    sqlite3_bind_int64(st, 5, now);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        return db_fail(s, err, "xref");
-    }
-    return ES_OK;
-}
-
-static int fp_put(struct sqlite_store *s, const char *entity, const char *system, const char *id,
-                  const char *fp, int64_t now, struct es_err *err)
-{
-    sqlite3_stmt *st = q(s, Q_FP_PUT);
-    bind_text(st, 1, entity);
-    bind_text(st, 2, system);
-    bind_text(st, 3, id);
-    bind_text(st, 4, fp);
-    sqlite3_bind_int64(st, 5, now);
-    int r = sqlite3_step(st);
-    sqlite3_reset(st);
-    return r == SQLITE_DONE ? ES_OK : db_fail(s, err, "fingerprint");
-}
-
-static int record_xref(struct sqlite_store *s, const struct es_xref_in *x, int64_t id, int64_t now,
-                       struct es_err *err)
-{
-    int rc = ES_OK;
-    if (x->target_id && x->source_id) {
-        char *g = xref_find(s, x->entity, x->source_system, x->source_id);
-        if (!g) {
-            g = xref_find(s, x->entity, x->target_system, x->target_id);
-        }
-        if (!g) {
-            /* A new global id: unique per store, readable in logs. */
-            g = es_xasprintf("g%llx-%llx", (unsigned long long)now, (unsigned long long)id);
-        }
-        rc = xref_put(s, x->entity, x->source_system, x->source_id, g, now, err);
-        if (rc == ES_OK) {
-            rc = xref_put(s, x->entity, x->target_system, x->target_id, g, now, err);
-        }
-        es_free(g);
-    }
-    if (rc == ES_OK && x->fingerprint && x->target_id) {
-        rc = fp_put(s, x->entity, x->target_system, x->target_id, x->fingerprint, now, err);
-    }
-    return rc;
-}
-
-static int audit_put(struct sqlite_store *s, int64_t change_id, const char *flow, const char *key,
-                     int64_t now, int state, enum es_code code, int attempt, int64_t duration,
-                     const char *msg, struct es_err *err)
-{
-    sqlite3_stmt *st = q(s, Q_AUDIT);
-    sqlite3_bind_int64(st, 1, change_id);
-    bind_text(st, 2, flow);
-    bind_text(st, 3, key);
-    sqlite3_bind_int64(st, 4, now);
-    sqlite3_bind_int(st, 5, state);
-    sqlite3_bind_int(st, 6, (int)code);
-    sqlite3_bind_int(st, 7, attempt);
-    sqlite3_bind_int64(st, 8, duration);
-    bind_opt(st, 9, msg);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        return db_fail(s, err, "audit");
-    }
-    return ES_OK;
-}
-
-static void tally_add(struct sqlite_store *s, uint64_t token)
-{
-    for (size_t i = s->ntallies; i > 0; i--) {
-        if (s->tallies[i - 1].token == token) {
-            s->tallies[i - 1].n++;
-            return;
-        }
-    }
-    ES_GROW(s->tallies, s->cap_tallies, s->ntallies + 1);
-    s->tallies[s->ntallies++] = (struct tally){token, 1};
-}
-
-/* Counts the committed outcomes down on their batches' lease rows; a batch with every
- * outcome in loses its row. */
-static int tallies_apply(struct sqlite_store *s, struct es_err *err)
-{
-    for (size_t i = 0; i < s->ntallies; i++) {
-        sqlite3_stmt *st = q(s, Q_LEASE_DONE);
-        sqlite3_bind_int64(st, 1, (int64_t)s->tallies[i].token);
-        sqlite3_bind_int64(st, 2, s->tallies[i].n);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            return db_fail(s, err, "lease count");
-        }
-        st = q(s, Q_LEASE_DEL);
-        sqlite3_bind_int64(st, 1, (int64_t)s->tallies[i].token);
-        sqlite3_bind_int64(st, 2, 0);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            return db_fail(s, err, "lease count");
-        }
-    }
-    return ES_OK;
-}
-
-/* flows.last_success, written once per flow per transaction. */
-static int success_put(struct sqlite_store *s, const char *flow, int64_t now_ms, struct es_err *err)
-{
-    sqlite3_stmt *st = q(s, Q_SUCCESS);
-    bind_text(st, 1, flow);
-    sqlite3_bind_int64(st, 2, now_ms);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        return db_fail(s, err, "last success");
-    }
-    return ES_OK;
-}
-
-static int sqlite_complete(struct es_store *base, struct es_outcome *outs, size_t n, int64_t now_ms,
-                           struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    int rc = begin(s, err);
-    if (rc != ES_OK) {
-        return rc;
-    }
-    s->ntallies = 0;
-    char *succeeded = NULL; /* the flow whose last_success is pending to write */
-    for (size_t i = 0; i < n && rc == ES_OK; i++) {
-        struct es_outcome *o = &outs[i];
-        const struct es_err *e = o->err;
-        if (o->state == ES_CHANGE_LEASED || (unsigned)o->state >= ES_CHANGE_STATE_LAST) {
-            rc = es_err_set(err, ES_EINVAL, "outcome of change %lld: bad state", (long long)o->id);
-            break;
-        }
-        char *flow = NULL, *key = NULL;
-        int attempts = 0;
-        sqlite3_stmt *st;
-        if (!o->leased) {
-            st = q(s, Q_HOLDER);
-            sqlite3_bind_int64(st, 1, o->id);
-            sqlite3_bind_int64(st, 2, (int64_t)o->lease);
-            int r = sqlite3_step(st);
-            if (r == SQLITE_DONE) {
-                o->stale = 1; /* the lease was lost: someone else owns the change now */
-                continue;
-            }
-            if (r != SQLITE_ROW) {
-                rc = db_fail(s, err, "complete");
-                break;
-            }
-            flow = col_dup(st, 0);
-            key = col_dup(st, 1);
-            attempts = sqlite3_column_int(st, 2);
-            sqlite3_reset(st);
-        }
-        o->stale = 0;
-        st = q(s, Q_COMPLETE);
-        sqlite3_bind_int64(st, 1, o->id);
-        sqlite3_bind_int(st, 3, (int)o->state);
-        sqlite3_bind_int64(st, 4, o->state == ES_CHANGE_RETRY ? o->next_at_ms : 0);
-        sqlite3_bind_int64(st, 5, now_ms);
-        sqlite3_bind_int(st, 6, e ? (int)e->code : 0);
-        bind_opt(st, 7, e ? e->msg : NULL);
-        bind_opt(st, 8, e ? e->remote_code : NULL);
-        bind_opt(st, 9, e ? e->remote_msg : NULL);
-        bind_opt(st, 10, e ? e->hint : NULL);
-        bind_opt(st, 11, o->note);
-        sqlite3_bind_int(st, 12, closed_of((int)o->state));
-        sqlite3_bind_int64(st, 2, (int64_t)o->lease);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = db_fail(s, err, "complete");
-            es_free(flow);
-            es_free(key);
-            break;
-        }
-        if (sqlite3_changes(s->db) == 0) {
-            o->stale = 1; /* the lease was lost: someone else owns the change now */
-            es_free(flow);
-            es_free(key);
-            continue;
-        }
-        if (o->leased) {
-            flow = es_xstrdup(o->leased->flow);
-            key = es_xstrdup(o->leased->key);
-            attempts = o->leased->attempts;
-        }
-        tally_add(s, o->lease);
-        move_state(s, flow, ES_CHANGE_LEASED, (int)o->state);
-        delta_add(s, flow, count_outcome[o->state], 1);
-        rc = audit_put(s, o->id, flow, key, now_ms, (int)o->state, e ? e->code : ES_OK, attempts,
-                       o->duration_ms, e && e->msg[0] ? e->msg : o->note, err);
-        if (rc == ES_OK && o->state == ES_CHANGE_DONE) {
-            if (succeeded && strcmp(succeeded, flow) != 0) {
-                rc = success_put(s, succeeded, now_ms, err);
-                es_free(succeeded);
-                succeeded = NULL;
-            }
-            if (!succeeded) {
-                succeeded = es_xstrdup(flow);
-            }
-            if (rc == ES_OK && o->xref) {
-                rc = record_xref(s, o->xref, o->id, now_ms, err);
-            }
-            for (size_t k = 0; rc == ES_OK && k < o->nfps; k++) {
-                const struct es_fp_in *fp = &o->fps[k];
-                if (fp->entity && fp->system && fp->id && fp->fingerprint) {
-                    rc = fp_put(s, fp->entity, fp->system, fp->id, fp->fingerprint, now_ms, err);
-                }
-            }
-            if (o->skip > ES_SKIP_NONE && o->skip <= ES_SKIP_ECHO) {
-                delta_add(s, flow, count_skip[o->skip], 1);
-            }
-        }
-        es_free(flow);
-        es_free(key);
-    }
-    if (rc == ES_OK && succeeded) {
-        rc = success_put(s, succeeded, now_ms, err);
-    }
-    es_free(succeeded);
-    if (rc == ES_OK) {
-        rc = tallies_apply(s, err);
-    }
-    return finish(s, rc, err);
-}
-
-static int sqlite_renew(struct es_store *base, uint64_t lease, int64_t until_ms, struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    int rc = begin(s, err);
-    if (rc != ES_OK) {
-        return rc;
-    }
-    sqlite3_stmt *st = q(s, Q_LEASE_HELD);
-    sqlite3_bind_int64(st, 1, (int64_t)lease);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_DONE) {
-        rc = es_err_set(err, ES_ENOTFOUND, "lease %llu: no longer held", (unsigned long long)lease);
-    } else if (r != SQLITE_ROW) {
-        rc = db_fail(s, err, "renew");
-    }
-    for (int which = Q_LEASE_RENEW; rc == ES_OK && which <= Q_LEASE_ROWS; which++) {
-        st = q(s, which);
-        sqlite3_bind_int64(st, 1, (int64_t)lease);
-        sqlite3_bind_int64(st, 2, until_ms);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = db_fail(s, err, "renew");
-        }
-    }
-    return finish(s, rc, err);
-}
-
-static int sqlite_recover(struct es_store *base, size_t *n, struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    size_t count = 0;
-    int rc = begin(s, err);
-    if (rc != ES_OK) {
-        return rc;
-    }
-    rc = expire(s, INT64_MAX, &count, err);
-    rc = finish(s, rc, err);
-    if (n) {
-        *n = rc == ES_OK ? count : 0;
-    }
-    return rc;
-}
-
 static int sqlite_cursor_get(struct es_store *base, const char *flow, const char *name,
                              char **value, struct es_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct es__sq_store *s = (struct es__sq_store *)base;
     *value = NULL;
     pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = q(s, Q_CURSOR_GET);
-    bind_text(st, 1, flow);
-    bind_text(st, 2, name);
+    sqlite3_stmt *st = es__sq_q(s, Q_CURSOR_GET);
+    es__sq_bind_text(st, 1, flow);
+    es__sq_bind_text(st, 2, name);
     int r = sqlite3_step(st);
     int rc = ES_OK;
     if (r == SQLITE_ROW) {
-        *value = col_dup(st, 0);
+        *value = es__sq_col_dup(st, 0);
     } else if (r != SQLITE_DONE) {
-        rc = db_fail(s, err, "cursor");
+        rc = es__sq_fail(s, err, "cursor");
     }
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
@@ -993,285 +657,63 @@ static int sqlite_cursor_get(struct es_store *base, const char *flow, const char
 static int sqlite_cursor_set(struct es_store *base, const char *flow, const char *name,
                              const char *value, struct es_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    int rc = begin(s, err);
+    struct es__sq_store *s = (struct es__sq_store *)base;
+    int rc = es__sq_begin(s, err);
     if (rc != ES_OK) {
         return rc;
     }
     struct es_cursor_in c = {flow, name, value};
-    rc = set_cursor(s, &c, err);
-    return finish(s, rc, err);
-}
-
-/* Runs one statement with text/int parameters inside the lock (no result rows). */
-static int run_simple(struct sqlite_store *s, const char *sql, const char *a, const char *b,
-                      struct es_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        return db_fail(s, err, "prepare");
-    }
-    bind_text(st, 1, a);
-    bind_text(st, 2, b);
-    int r = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (r != SQLITE_DONE) {
-        return db_fail(s, err, "update");
-    }
-    return ES_OK;
+    rc = es__sq_set_cursor(s, &c, err);
+    return es__sq_finish(s, rc, err);
 }
 
 static int sqlite_flow_pause(struct es_store *base, const char *flow, const char *reason,
                              struct es_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    int rc = begin(s, err);
+    struct es__sq_store *s = (struct es__sq_store *)base;
+    int rc = es__sq_begin(s, err);
     if (rc != ES_OK) {
         return rc;
     }
-    rc = run_simple(s,
-                    reason ? "INSERT INTO flows(flow, paused, reason) VALUES(?1, 1, ?2)"
-                             " ON CONFLICT(flow) DO UPDATE SET paused = 1, reason = ?2"
-                           : "INSERT INTO flows(flow, paused, reason) VALUES(?1, 0, NULL)"
-                             " ON CONFLICT(flow) DO UPDATE SET paused = 0, reason = NULL",
-                    flow, reason, err);
-    return finish(s, rc, err);
-}
-
-static int sqlite_stats(struct es_store *base, const char *flow, int64_t now_ms,
-                        struct es_flow_stats *out, struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    (void)now_ms;
-    memset(out, 0, sizeof *out);
-    es_strlcpy(out->flow, flow, sizeof out->flow);
-    int rc = ES_OK;
-    pthread_mutex_lock(&s->lock);
-    /* One read transaction so the figures agree with each other. */
-    (void)exec(s, "BEGIN", NULL);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT name, n FROM counts WHERE flow = ?1", -1, &st, NULL) !=
-        SQLITE_OK) {
-        rc = db_fail(s, err, "stats");
-        goto out;
-    }
-    bind_text(st, 1, flow);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        int64_t v = sqlite3_column_int64(st, 1);
-        for (int i = 0; i < ES_CHANGE_STATE_LAST; i++) {
-            if (strcmp(name, count_state[i]) == 0) {
-                out->count[i] = v;
-            } else if (strcmp(name, count_outcome[i]) == 0) {
-                out->outcomes[i] = v;
-            }
-        }
-        for (int i = 1; i < 3; i++) {
-            if (strcmp(name, count_skip[i]) == 0) {
-                out->skipped[i] = v;
-            }
-        }
-        if (strcmp(name, "enqueued") == 0) {
-            out->enqueued = v;
-        } else if (strcmp(name, "duplicates") == 0) {
-            out->duplicates = v;
-        }
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT created FROM changes WHERE flow = ?1 AND closed = 0"
-                           " ORDER BY id LIMIT 1",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(s, err, "stats");
-        goto out;
-    }
-    bind_text(st, 1, flow);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        out->oldest_open_ms = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT paused, reason, last_success FROM flows WHERE flow = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(s, err, "stats");
-        goto out;
-    }
-    bind_text(st, 1, flow);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        out->paused = sqlite3_column_int(st, 0);
-        const unsigned char *r = sqlite3_column_text(st, 1);
-        es_strlcpy(out->pause_reason, r ? (const char *)r : "", sizeof out->pause_reason);
-        out->last_success_ms = sqlite3_column_int64(st, 2);
-    }
-out:
-    sqlite3_finalize(st);
-    (void)exec(s, "COMMIT", NULL);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-static int sqlite_list(struct es_store *base, const struct es_change_filter *f,
-                       struct es_change **out, size_t *n, struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    *out = NULL;
-    *n = 0;
-    size_t limit = f->limit ? f->limit : 100;
-    int state = f->state < ES_CHANGE_STATE_LAST ? (int)f->state : -1;
-    /* Parked states use their partial index; the state term repeats its WHERE. */
-    const char *sql =
-        state == ES_CHANGE_REVIEW || state == ES_CHANGE_DEAD
-            ? "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
-              " WHERE c.closed = 2 AND c.state = ?2 AND (?1 IS NULL OR c.flow = ?1)"
-              " AND c.id > ?3 ORDER BY c.id LIMIT ?4"
-            : "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p ON p.id = c.id"
-              " WHERE (?1 IS NULL OR c.flow = ?1) AND (?2 < 0 OR c.state = ?2)"
-              " AND c.id > ?3 ORDER BY c.id LIMIT ?4";
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = NULL;
-    int rc = ES_OK;
+    const char *sql = reason ? "INSERT INTO flows(flow, paused, reason) VALUES(?1, 1, ?2)"
+                               " ON CONFLICT(flow) DO UPDATE SET paused = 1, reason = ?2"
+                             : "INSERT INTO flows(flow, paused, reason) VALUES(?1, 0, NULL)"
+                               " ON CONFLICT(flow) DO UPDATE SET paused = 0, reason = NULL";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(s, err, "list");
+        rc = es__sq_fail(s, err, "prepare");
     } else {
-        bind_text(st, 1, f->flow);
-        sqlite3_bind_int(st, 2, state);
-        sqlite3_bind_int64(st, 3, f->after_id);
-        sqlite3_bind_int64(st, 4, (int64_t)limit);
-        struct es_change *items = NULL;
-        size_t count = 0, cap = 0;
-        int r;
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            ES_GROW(items, cap, count + 1);
-            read_change(st, &items[count++]);
-        }
-        if (r != SQLITE_DONE) {
-            rc = db_fail(s, err, "list");
-            es_changes_free(items, count);
-        } else {
-            *out = items;
-            *n = count;
+        es__sq_bind_text(st, 1, flow);
+        es__sq_bind_text(st, 2, reason);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = es__sq_fail(s, err, "pause");
         }
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-static int get_locked(struct sqlite_store *s, int64_t id, struct es_change *out, struct es_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = ES_OK;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN payloads p"
-                           " ON p.id = c.id WHERE c.id = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
-        return db_fail(s, err, "get");
-    }
-    sqlite3_bind_int64(st, 1, id);
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
-        read_change(st, out);
-    } else if (r == SQLITE_DONE) {
-        rc = es_err_set(err, ES_ENOTFOUND, "no change with id %lld", (long long)id);
-    } else {
-        rc = db_fail(s, err, "get");
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int sqlite_get(struct es_store *base, int64_t id, struct es_change *out, struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&s->lock);
-    int rc = get_locked(s, id, out, err);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-/* Moves a parked change (allowed states bitmask) to `to` with a note and an audit row. */
-static int move_parked(struct sqlite_store *s, int64_t id, unsigned allowed, int to,
-                       const char *note, struct es_err *err)
-{
-    int rc = begin(s, err);
-    if (rc != ES_OK) {
-        return rc;
-    }
-    struct es_change c;
-    memset(&c, 0, sizeof c);
-    rc = get_locked(s, id, &c, err);
-    if (rc == ES_OK && !(allowed & (1u << c.state))) {
-        rc = es_err_set(err, ES_EINVAL, "change %lld is %s", (long long)id,
-                        es_change_state_name(c.state));
-    }
-    if (rc == ES_OK) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(s->db,
-                               "UPDATE changes SET state = ?2, closed = ?5,"
-                               " attempts = CASE WHEN ?2 = 0 THEN 0"
-                               " ELSE attempts END, next_at = 0, updated = ?3, note = ?4"
-                               " WHERE id = ?1",
-                               -1, &st, NULL) != SQLITE_OK) {
-            rc = db_fail(s, err, "update");
-        } else {
-            int64_t now = es_clock_wall_ms();
-            sqlite3_bind_int64(st, 1, id);
-            sqlite3_bind_int(st, 2, to);
-            sqlite3_bind_int64(st, 3, now);
-            bind_opt(st, 4, note);
-            sqlite3_bind_int(st, 5, closed_of(to));
-            if (sqlite3_step(st) != SQLITE_DONE) {
-                rc = db_fail(s, err, "update");
-            } else {
-                move_state(s, c.flow, (int)c.state, to);
-                delta_add(s, c.flow, to == ES_CHANGE_PENDING ? "replayed" : "resolved", 1);
-                rc =
-                    audit_put(s, id, c.flow, c.key, now, to, ES_OK, c.attempts, 0,
-                              note ? note : (to == ES_CHANGE_PENDING ? "replay" : "resolved"), err);
-            }
-        }
-        sqlite3_finalize(st);
-    }
-    es_change_release(&c);
-    return finish(s, rc, err);
-}
-
-static int sqlite_replay(struct es_store *base, int64_t id, const char *note, struct es_err *err)
-{
-    return move_parked((struct sqlite_store *)base, id,
-                       (1u << ES_CHANGE_REVIEW) | (1u << ES_CHANGE_DEAD), ES_CHANGE_PENDING, note,
-                       err);
-}
-
-static int sqlite_resolve(struct es_store *base, int64_t id, const char *note, struct es_err *err)
-{
-    return move_parked((struct sqlite_store *)base, id, 1u << ES_CHANGE_REVIEW, ES_CHANGE_DONE,
-                       note, err);
+    return es__sq_finish(s, rc, err);
 }
 
 /* Runs a one-row one-column lookup statement. */
-static int lookup_one(struct sqlite_store *s, int which, const char *a, const char *b,
+static int lookup_one(struct es__sq_store *s, int which, const char *a, const char *b,
                       const char *c, const char *d, char **out, struct es_err *err)
 {
     *out = NULL;
     pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = q(s, which);
-    bind_text(st, 1, a);
-    bind_text(st, 2, b);
-    bind_text(st, 3, c);
+    sqlite3_stmt *st = es__sq_q(s, which);
+    es__sq_bind_text(st, 1, a);
+    es__sq_bind_text(st, 2, b);
+    es__sq_bind_text(st, 3, c);
     if (d) {
-        bind_text(st, 4, d);
+        es__sq_bind_text(st, 4, d);
     }
     int r = sqlite3_step(st);
     int rc = ES_OK;
     if (r == SQLITE_ROW) {
-        *out = col_dup(st, 0);
+        *out = es__sq_col_dup(st, 0);
     } else if (r == SQLITE_DONE) {
         rc = es_err_set(err, ES_ENOTFOUND, "%s %s in %s: not known", a, c, b);
     } else {
-        rc = db_fail(s, err, "lookup");
+        rc = es__sq_fail(s, err, "lookup");
     }
     sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
@@ -1282,42 +724,47 @@ static int sqlite_xref_lookup(struct es_store *base, const char *entity, const c
                               const char *id, const char *other_system, char **out,
                               struct es_err *err)
 {
-    return lookup_one((struct sqlite_store *)base, Q_XREF_LOOKUP, entity, system, id, other_system,
+    return lookup_one((struct es__sq_store *)base, Q_XREF_LOOKUP, entity, system, id, other_system,
                       out, err);
 }
 
 static int sqlite_fingerprint_get(struct es_store *base, const char *entity, const char *system,
                                   const char *id, char **out, struct es_err *err)
 {
-    return lookup_one((struct sqlite_store *)base, Q_FP_GET, entity, system, id, NULL, out, err);
+    return lookup_one((struct es__sq_store *)base, Q_FP_GET, entity, system, id, NULL, out, err);
 }
 
 static int sqlite_xref_links(struct es_store *base, const char *entity, const char *system,
                              const char *id, char **global, struct es_xref_link **links, size_t *n,
                              struct es_err *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct es__sq_store *s = (struct es__sq_store *)base;
     *global = NULL;
     *links = NULL;
     *n = 0;
     pthread_mutex_lock(&s->lock);
-    char *g = xref_find(s, entity, system, id);
+    sqlite3_stmt *st = es__sq_q(s, Q_XREF_FIND);
+    es__sq_bind_text(st, 1, entity);
+    es__sq_bind_text(st, 2, system);
+    es__sq_bind_text(st, 3, id);
+    char *g = sqlite3_step(st) == SQLITE_ROW ? es__sq_col_dup(st, 0) : NULL;
+    sqlite3_reset(st);
     int rc = ES_OK;
     if (!g) {
         rc = es_err_set(err, ES_ENOTFOUND, "%s %s in %s: not known", entity, id, system);
         goto out;
     }
-    sqlite3_stmt *st = NULL;
+    st = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT system, system_id, updated FROM xref WHERE entity = ?1"
                            " AND global_id = ?2 ORDER BY system, system_id",
                            -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(s, err, "xref");
+        rc = es__sq_fail(s, err, "xref");
         es_free(g);
         goto out;
     }
-    bind_text(st, 1, entity);
-    bind_text(st, 2, g);
+    es__sq_bind_text(st, 1, entity);
+    es__sq_bind_text(st, 2, g);
     struct es_xref_link *items = NULL;
     size_t count = 0, cap = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -1339,71 +786,24 @@ out:
     return rc;
 }
 
-static int sqlite_audit(struct es_store *base, int64_t change_id, size_t limit,
-                        struct es_audit **out, size_t *n, struct es_err *err)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    *out = NULL;
-    *n = 0;
-    pthread_mutex_lock(&s->lock);
-    sqlite3_stmt *st = NULL;
-    int rc = ES_OK;
-    const char *sql = change_id > 0
-                          ? "SELECT id, change_id, ts, duration_ms, attempt, state, code, flow,"
-                            " key, msg FROM audit WHERE change_id = ?1 ORDER BY id LIMIT ?2"
-                          : "SELECT id, change_id, ts, duration_ms, attempt, state, code, flow,"
-                            " key, msg FROM audit ORDER BY id DESC LIMIT ?2";
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        rc = db_fail(s, err, "audit");
-    } else {
-        sqlite3_bind_int64(st, 1, change_id);
-        sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : 100);
-        struct es_audit *items = NULL;
-        size_t count = 0, cap = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            ES_GROW(items, cap, count + 1);
-            struct es_audit *a = &items[count++];
-            memset(a, 0, sizeof *a);
-            a->id = sqlite3_column_int64(st, 0);
-            a->change_id = sqlite3_column_int64(st, 1);
-            a->ts_ms = sqlite3_column_int64(st, 2);
-            a->duration_ms = sqlite3_column_int64(st, 3);
-            a->attempt = sqlite3_column_int(st, 4);
-            a->state = (enum es_change_state)sqlite3_column_int(st, 5);
-            a->code = (enum es_code)sqlite3_column_int(st, 6);
-            const unsigned char *t = sqlite3_column_text(st, 7);
-            es_strlcpy(a->flow, t ? (const char *)t : "", sizeof a->flow);
-            t = sqlite3_column_text(st, 8);
-            es_strlcpy(a->key, t ? (const char *)t : "", sizeof a->key);
-            t = sqlite3_column_text(st, 9);
-            es_strlcpy(a->msg, t ? (const char *)t : "", sizeof a->msg);
-        }
-        *out = items;
-        *n = count;
-    }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
 const struct es_store_ops es_store_sqlite_ops = {
     .open = sqlite_open,
     .close = sqlite_close,
-    .enqueue = sqlite_enqueue,
-    .lease = sqlite_lease,
-    .complete = sqlite_complete,
-    .renew = sqlite_renew,
-    .recover = sqlite_recover,
+    .enqueue = es__sq_enqueue,
+    .lease = es__sq_lease,
+    .complete = es__sq_complete,
+    .renew = es__sq_renew,
+    .recover = es__sq_recover,
     .cursor_get = sqlite_cursor_get,
     .cursor_set = sqlite_cursor_set,
     .flow_pause = sqlite_flow_pause,
-    .stats = sqlite_stats,
-    .list = sqlite_list,
-    .get = sqlite_get,
-    .replay = sqlite_replay,
-    .resolve = sqlite_resolve,
+    .stats = es__sq_stats,
+    .list = es__sq_list,
+    .get = es__sq_get,
+    .replay = es__sq_replay,
+    .resolve = es__sq_resolve,
     .xref_lookup = sqlite_xref_lookup,
     .fingerprint_get = sqlite_fingerprint_get,
     .xref_links = sqlite_xref_links,
-    .audit = sqlite_audit,
+    .audit = es__sq_audit,
 };

@@ -142,9 +142,12 @@ struct es_flow_stats {
     int64_t skipped[3]; /* DONE outcomes that wrote nothing, by enum es_skip (monotonic) */
 };
 
-/* One audit row. */
+/* One audit row. A row may stand for a run of `count` DONE outcomes of consecutive changes of
+ * one flow (change_id .. change_id + count - 1), each taking duration_ms; asked for one
+ * change, the store reports that change's share (change_id, key of that change, count 1). */
 struct es_audit {
     int64_t id, change_id, ts_ms, duration_ms;
+    int64_t count; /* outcomes this row records (>= 1) */
     int attempt;
     enum es_change_state state;
     enum es_code code;

@@ -591,8 +591,9 @@ static void test_multi_flow_atomic(void **state)
     wait_idle(BAD);
     size_t ok0 = journal_count(FLOW, ES_CHANGE_STATE_LAST);
     size_t bad0 = journal_count(BAD, ES_CHANGE_STATE_LAST);
-    journal_sql("CREATE TRIGGER refuse_bad BEFORE INSERT ON changes WHEN NEW.flow = '" BAD
-                "' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    journal_sql("CREATE TRIGGER refuse_bad BEFORE INSERT ON changes WHEN NEW.flow = (SELECT no "
+                "FROM flows WHERE flow = '" BAD
+                "') BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
     const char *body = "{\"records\":[{\"id\":\"T1\",\"version\":\"1\",\"data\":{\"Name\":\"T\"}},"
                        "{\"id\":\"T2\",\"version\":\"1\",\"data\":{\"Name\":\"U\"}}]}";
     struct resp r = hook(body);

@@ -440,6 +440,10 @@ static const char v1_ddl[] =
     " (3, 'a', 'k3', 100, 2, 0, 1, 5, NULL);"
     "PRAGMA user_version = 1;";
 
+/* Since layout v3 a change id is its flow's number << 44 | its place in the flow; flow "a" is
+ * number 1 and keeps its changes' order. */
+#define V1ID(n) (((int64_t)1 << 44) + (n))
+
 static void test_migrate_v1(void **state)
 {
     struct fixture *f = *state;
@@ -466,29 +470,29 @@ static void test_migrate_v1(void **state)
     size_t n = 0;
     assert_int_equal(es_store_lease(f->s, "a", 10, 1000, 60000, &c, &n, NULL), ES_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(c[0].id, 1);
+    assert_int_equal(c[0].id, V1ID(1));
     assert_string_equal(c[0].payload, "{\"v\":1}");
     complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 1001);
     es_changes_free(c, n);
     /* The v1 lease of change 2 expires like a v2 one. */
     assert_int_equal(es_store_lease(f->s, "a", 10, 6000, 60000, &c, &n, NULL), ES_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(c[0].id, 2);
+    assert_int_equal(c[0].id, V1ID(2));
     assert_int_equal(c[0].attempts, 2);
     complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 6001);
     es_changes_free(c, n);
     assert_int_equal(es_store_lease(f->s, "a", 10, 6002, 60000, &c, &n, NULL), ES_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(c[0].id, 5);
+    assert_int_equal(c[0].id, V1ID(5));
     es_changes_free(c, n);
     /* Parked changes are still listed and can be replayed. */
     struct es_change_filter flt = {"a", ES_CHANGE_DEAD, 0, 0};
     assert_int_equal(es_store_list(f->s, &flt, &c, &n, NULL), ES_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(c[0].id, 6);
+    assert_int_equal(c[0].id, V1ID(6));
     assert_string_equal(c[0].last_msg, "gone");
     es_changes_free(c, n);
-    assert_int_equal(es_store_replay(f->s, 4, NULL, NULL), ES_OK);
+    assert_int_equal(es_store_replay(f->s, V1ID(4), NULL, NULL), ES_OK);
     st = stats(f->s, "a");
     assert_int_equal(st.count[ES_CHANGE_DONE], 3);
     assert_int_equal(st.count[ES_CHANGE_LEASED], 1);
@@ -496,7 +500,7 @@ static void test_migrate_v1(void **state)
     assert_int_equal(st.count[ES_CHANGE_REVIEW], 0);
     struct es_audit *a = NULL;
     size_t na = 0;
-    assert_int_equal(es_store_audit(f->s, 3, 10, &a, &na, NULL), ES_OK);
+    assert_int_equal(es_store_audit(f->s, V1ID(3), 10, &a, &na, NULL), ES_OK);
     assert_int_equal(na, 1);
     assert_int_equal(a[0].duration_ms, 5);
     es_free(a);
