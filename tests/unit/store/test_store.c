@@ -385,6 +385,145 @@ static void test_recover_and_reopen(void **state)
     assert_int_equal(st.count[ES_CHANGE_PENDING], 2);
 }
 
+static struct es_change *lease_n(struct es_store *s, const char *flow, size_t max, int64_t now,
+                                 int64_t ms, size_t *n)
+{
+    struct es_change *c = NULL;
+    assert_int_equal(es_store_lease(s, flow, max, now, ms, &c, n, NULL), ES_OK);
+    return c;
+}
+
+/* Two live leases of one flow (two workers): a newer version of a key held by the first is
+ * deferred by the second and leased once the first completes it; a partly completed lease
+ * that runs out gives back only what it still held. */
+static void test_two_leases_key_order(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "k1", "1");
+    enqueue1(f->s, "a", "k2", "1");
+    enqueue1(f->s, "a", "k3", "1");
+    size_t n1 = 0, n2 = 0, n = 0;
+    struct es_change *l1 = lease_n(f->s, "a", 2, 1000, 100, &n1);
+    assert_int_equal(n1, 2);
+    enqueue1(f->s, "a", "k1", "2");
+    enqueue1(f->s, "a", "k4", "1");
+    struct es_change *l2 = lease_n(f->s, "a", 10, 1050, 60000, &n2);
+    assert_int_equal(n2, 2);
+    assert_string_equal(l2[0].key, "k3");
+    assert_string_equal(l2[1].key, "k4");
+    assert_true(l2[0].lease != l1[0].lease);
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_LEASED], 4);
+    assert_int_equal(st.count[ES_CHANGE_PENDING], 1);
+    struct es_change_filter flt = {"a", ES_CHANGE_PENDING, 0, 0};
+    struct es_change *l = NULL;
+    size_t nl = 0;
+    assert_int_equal(es_store_list(f->s, &flt, &l, &nl, NULL), ES_OK);
+    assert_int_equal(nl, 1);
+    assert_string_equal(l[0].key, "k1");
+    assert_string_equal(l[0].version, "2");
+    es_changes_free(l, nl);
+    flt.state = ES_CHANGE_LEASED;
+    assert_int_equal(es_store_list(f->s, &flt, &l, &nl, NULL), ES_OK);
+    assert_int_equal(nl, 4);
+    assert_int_equal(l[3].lease_until_ms, 1050 + 60000);
+    es_changes_free(l, nl);
+    /* k1 v2 waits while the first lease holds k1 v1. */
+    struct es_change *c = lease_n(f->s, "a", 10, 1060, 60000, &n);
+    assert_int_equal(n, 0);
+    complete1(f->s, &l1[0], ES_CHANGE_DONE, 0, 1061);
+    c = lease_n(f->s, "a", 10, 1070, 60000, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].key, "k1");
+    assert_string_equal(c[0].version, "2");
+    assert_int_equal(c[0].attempts, 1);
+    complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 1071);
+    es_changes_free(c, n);
+    /* The first lease ran out holding k2 only: k2 comes back, k1 v1 stays done. */
+    c = lease_n(f->s, "a", 10, 2000, 60000, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].key, "k2");
+    assert_int_equal(c[0].attempts, 2);
+    struct es_outcome o = {.id = l1[1].id, .lease = l1[1].lease, .state = ES_CHANGE_DONE};
+    assert_int_equal(es_store_complete(f->s, &o, 1, 2001, NULL), ES_OK);
+    assert_int_equal(o.stale, 1);
+    complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 2002);
+    es_changes_free(c, n);
+    struct es_change g;
+    assert_int_equal(es_store_get(f->s, l1[0].id, &g, NULL), ES_OK);
+    assert_int_equal(g.state, ES_CHANGE_DONE);
+    es_change_release(&g);
+    assert_int_equal(es_store_get(f->s, l2[1].id, &g, NULL), ES_OK);
+    assert_int_equal(g.state, ES_CHANGE_LEASED);
+    assert_int_equal(g.lease, l2[1].lease);
+    es_change_release(&g);
+    complete1(f->s, &l2[0], ES_CHANGE_DONE, 0, 2003);
+    complete1(f->s, &l2[1], ES_CHANGE_RETRY, 9000, 2003);
+    st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_DONE], 4);
+    assert_int_equal(st.count[ES_CHANGE_RETRY], 1);
+    assert_int_equal(st.count[ES_CHANGE_LEASED] + st.count[ES_CHANGE_PENDING], 0);
+    assert_int_equal(st.oldest_open_ms > 0, 1);
+    es_changes_free(l1, n1);
+    es_changes_free(l2, n2);
+}
+
+/* A batch of DONE outcomes with one duration is one audit row that counts them all; asked for
+ * one change, the audit gives that change's share. */
+static void test_audit_runs(void **state)
+{
+    struct fixture *f = *state;
+    char key[8];
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof key, "x%d", i);
+        enqueue1(f->s, "b", key, "1");
+    }
+    size_t n = 0;
+    struct es_change *c = lease_n(f->s, "b", 10, 1000, 60000, &n);
+    assert_int_equal(n, 5);
+    struct es_outcome o[5];
+    for (size_t i = 0; i < n; i++) {
+        o[i] = (struct es_outcome){.id = c[i].id,
+                                   .lease = c[i].lease,
+                                   .state = ES_CHANGE_DONE,
+                                   .duration_ms = 7,
+                                   .leased = &c[i]};
+    }
+    o[4].note = "unchanged: the target already has this record";
+    assert_int_equal(es_store_complete(f->s, o, n, 1001, NULL), ES_OK);
+    struct es_audit *a = NULL;
+    size_t na = 0;
+    assert_int_equal(es_store_audit(f->s, 0, 10, &a, &na, NULL), ES_OK);
+    assert_int_equal(na, 2); /* newest first: the noted one, then the run of four */
+    assert_int_equal(a[0].count, 1);
+    assert_string_equal(a[0].key, "x4");
+    assert_int_equal(a[1].count, 4);
+    assert_int_equal(a[1].change_id, c[0].id);
+    assert_int_equal(a[1].duration_ms, 7);
+    es_free(a);
+    assert_int_equal(es_store_audit(f->s, c[2].id, 10, &a, &na, NULL), ES_OK);
+    assert_int_equal(na, 1);
+    assert_int_equal(a[0].change_id, c[2].id);
+    assert_string_equal(a[0].key, "x2");
+    assert_int_equal(a[0].count, 1);
+    assert_int_equal(a[0].state, ES_CHANGE_DONE);
+    es_free(a);
+    struct es_change_filter flt = {"b", ES_CHANGE_DONE, c[1].id, 0};
+    struct es_change *l = NULL;
+    size_t nl = 0;
+    assert_int_equal(es_store_list(f->s, &flt, &l, &nl, NULL), ES_OK);
+    assert_int_equal(nl, 3); /* paging: after the second */
+    assert_int_equal(l[0].id, c[2].id);
+    assert_null(l[0].note);
+    assert_non_null(l[2].note);
+    assert_non_null(strstr(l[2].note, "unchanged"));
+    es_changes_free(l, nl);
+    struct es_flow_stats st = stats(f->s, "b");
+    assert_int_equal(st.count[ES_CHANGE_DONE], 5);
+    assert_int_equal(st.outcomes[ES_CHANGE_DONE], 5);
+    es_changes_free(c, n);
+}
+
 /* The v1 schema as erpsync 0.x wrote it (kept here verbatim: the store migrates such files). */
 static const char v1_ddl[] =
     "CREATE TABLE changes("
@@ -592,6 +731,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_xref_fingerprint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_leases_key_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test(test_bad_urls),
