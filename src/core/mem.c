@@ -5,6 +5,7 @@
  */
 #include "core/mem.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,4 +89,11 @@ void es__assert_fail(const char *expr, const char *file, int line)
 {
     fprintf(stderr, "erpsync: assertion failed: %s (%s:%d)\n", expr, file, line);
     abort();
+}
+
+void es_mem_keep_freed(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
 }

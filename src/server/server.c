@@ -11,7 +11,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -400,13 +399,7 @@ int es_server_start(const struct es_config *cfg, struct es_engine *engine, struc
     if (!engine) {
         return es_err_set(err, ES_EINVAL, "es_server_start: no engine");
     }
-    /* Keep freed memory in the process: SQLite allocates and frees large page-cache blocks
-     * per statement, and returning them to the kernel each time (heap trim, munmap) costs
-     * a TLB shootdown across CPUs. Measured: 10x more webhooks/s on a 2-vCPU VM. The daemon
-     * always runs the server, so this is where the process gets its allocator settings. */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
-    mallopt(M_TOP_PAD, 16 << 20);
+    es_mem_keep_freed(); /* request buffers and the journal's batches: see core/mem.h */
     struct es_server *srv = es_xcalloc(1, sizeof *srv);
     srv->cfg = cfg;
     srv->engine = engine;
