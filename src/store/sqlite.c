@@ -161,8 +161,8 @@ static const char *const sql_text[Q_LAST] = {
     /* A fresh change whose lease ran out: it is pending again, with its attempt counted. */
     [Q_EXPIRE_FRESH] = "INSERT INTO states(id, flow, key, state, closed, attempts, updated)"
                        " SELECT id, flow, key, 0, 0, 1, ?2 FROM changes WHERE id = ?1",
-    [Q_LEASE_NEW] = "INSERT INTO leases(flow, lo, hi, until, held, xheld) VALUES(?1, 0, -1, ?2,"
-                    " 0, 0)",
+    [Q_LEASE_NEW] = "INSERT INTO leases(flow, lo, hi, until, held, xheld, bits)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_LEASE_SET] = "UPDATE leases SET lo = ?2, hi = ?3, held = ?4, xheld = ?5, bits = ?6"
                     " WHERE token = ?1",
     [Q_LEASE_GET] = "SELECT token, flow, lo, hi, until, held, xheld, bits FROM leases"

@@ -271,8 +271,8 @@ static char *payload_dup(sqlite3_stmt *st, int i, size_t *len)
 }
 
 /* Leases due off-path changes (retries, deferred, given back, replayed) into items. */
-static int take_states(struct taking *t, uint64_t token, size_t max, struct es_change *items,
-                       size_t *count, int64_t *xheld, struct es_err *err)
+static int take_states(struct taking *t, size_t max, struct es_change *items, size_t *count,
+                       struct es_err *err)
 {
     int rc = ES_OK;
     sqlite3_stmt *st = es__sq_q(t->s, Q_STATE_CANDIDATES);
@@ -317,30 +317,34 @@ static int take_states(struct taking *t, uint64_t token, size_t max, struct es_c
         }
     }
     *count = kept;
-    for (size_t i = first; i < *count && rc == ES_OK; i++) {
+    return rc;
+}
+
+/* Marks the off-path changes taken (items[0..n)) as held by token. */
+static int hold_states(struct taking *t, uint64_t token, struct es_change *items, size_t n,
+                       struct es_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
         struct es_change *c = &items[i];
-        st = es__sq_q(t->s, Q_STATE_TAKE);
+        sqlite3_stmt *st = es__sq_q(t->s, Q_STATE_TAKE);
         sqlite3_bind_int64(st, 1, c->id);
         sqlite3_bind_int64(st, 2, (int64_t)token);
         sqlite3_bind_int64(st, 3, t->now);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = es__sq_fail(t->s, err, "lease update");
-            break;
+            return es__sq_fail(t->s, err, "lease update");
         }
         es__sq_move_state(t->s, t->flow, (int)c->state, ES_CHANGE_LEASED);
         c->state = ES_CHANGE_LEASED;
         c->attempts++;
-        c->lease = token;
-        (*xheld)++;
     }
-    return rc;
+    return ES_OK;
 }
 
 /* Leases fresh changes (after the frontier) into items; defers the blocked ones. Sets
  * the lease row l (lo, hi, bits, held) to the held ids and advances the frontier past what it read.
  */
-static int take_fresh(struct taking *t, uint64_t token, size_t max, struct es_change *items,
-                      size_t *count, struct es__sq_lease *l, struct es_err *err)
+static int take_fresh(struct taking *t, size_t max, struct es_change *items, size_t *count,
+                      struct es__sq_lease *l, struct es_err *err)
 {
     int rc = ES_OK;
     size_t first = *count;
@@ -397,7 +401,6 @@ static int take_fresh(struct taking *t, uint64_t token, size_t max, struct es_ch
             c->flow = es_xstrdup(t->flow);
             c->state = ES_CHANGE_LEASED;
             c->attempts = 1;
-            c->lease = token;
             *slot = c->key; /* a later version of this key in the batch waits for it */
             (*count)++;
         }
@@ -478,18 +481,6 @@ int es__sq_lease(struct es_store *base, const char *flow, size_t max, int64_t no
     if (t.live_lo == INT64_MAX) {
         t.nlive = 0; /* none holds fresh changes: nothing to check against */
     }
-    /* One token for the batch: the id of its `leases` row, AUTOINCREMENT so that no token is
-     * ever handed out twice, by any process. */
-    uint64_t token = 0;
-    if (rc == ES_OK) {
-        sqlite3_stmt *st = es__sq_q(s, Q_LEASE_NEW);
-        sqlite3_bind_int64(st, 1, t.no);
-        sqlite3_bind_int64(st, 2, now_ms + lease_ms);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rc = es__sq_fail(s, err, "lease");
-        }
-        token = (uint64_t)sqlite3_last_insert_rowid(s->db);
-    }
     if (rc == ES_OK) {
         sqlite3_stmt *st = es__sq_q(s, Q_STATES_ANY);
         sqlite3_bind_int64(st, 1, t.no);
@@ -500,31 +491,40 @@ int es__sq_lease(struct es_store *base, const char *flow, size_t max, int64_t no
         }
         sqlite3_reset(st);
     }
-    struct es__sq_lease l = {.token = (int64_t)token, .lo = 0, .hi = -1};
+    struct es__sq_lease l = {.lo = 0, .hi = -1};
     items = es_xcalloc(max, sizeof *items);
+    size_t nstates = 0;
     if (rc == ES_OK && t.open_states) {
-        rc = take_states(&t, token, max, items, &count, &l.xheld, err);
+        rc = take_states(&t, max, items, &count, err);
+        nstates = count;
     }
     if (rc == ES_OK && count < max) {
-        rc = take_fresh(&t, token, max, items, &count, &l, err);
+        rc = take_fresh(&t, max, items, &count, &l, err);
     }
-    if (rc == ES_OK) {
-        sqlite3_stmt *st = es__sq_q(s, count > 0 ? Q_LEASE_SET : Q_LEASE_DEL);
-        sqlite3_bind_int64(st, 1, (int64_t)token);
-        if (count > 0) {
-            sqlite3_bind_int64(st, 2, l.lo);
-            sqlite3_bind_int64(st, 3, l.hi);
-            sqlite3_bind_int64(st, 4, l.held);
-            sqlite3_bind_int64(st, 5, l.xheld);
-            if (l.bits) {
-                sqlite3_bind_blob(st, 6, l.bits, (int)l.nbytes, SQLITE_STATIC);
-            }
+    /* One token for the batch: the id of its `leases` row, AUTOINCREMENT so that no token is
+     * ever handed out twice, by any process. An idle poll writes nothing. */
+    uint64_t token = 0;
+    if (rc == ES_OK && count > 0) {
+        sqlite3_stmt *st = es__sq_q(s, Q_LEASE_NEW);
+        sqlite3_bind_int64(st, 1, t.no);
+        sqlite3_bind_int64(st, 2, l.lo);
+        sqlite3_bind_int64(st, 3, l.hi);
+        sqlite3_bind_int64(st, 4, now_ms + lease_ms);
+        sqlite3_bind_int64(st, 5, l.held);
+        sqlite3_bind_int64(st, 6, (int64_t)nstates);
+        if (l.bits) {
+            sqlite3_bind_blob(st, 7, l.bits, (int)l.nbytes, SQLITE_STATIC);
         }
         if (sqlite3_step(st) != SQLITE_DONE) {
             rc = es__sq_fail(s, err, "lease");
         }
+        token = (uint64_t)sqlite3_last_insert_rowid(s->db);
+    }
+    if (rc == ES_OK) {
+        rc = hold_states(&t, token, items, nstates, err);
     }
     for (size_t i = 0; i < count; i++) {
+        items[i].lease = token;
         items[i].lease_until_ms = now_ms + lease_ms;
     }
     es_free(l.bits);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -524,6 +525,31 @@ static void test_audit_runs(void **state)
     es_changes_free(c, n);
 }
 
+/* A lease call that finds nothing writes nothing (workers poll idle flows often): the
+ * write-ahead log does not grow. */
+static void test_idle_lease_writes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    enqueue1(f->s, "a", "k1", "1");
+    size_t n = 0;
+    struct es_change *c = lease_n(f->s, "a", 10, 1000, 60000, &n);
+    assert_int_equal(n, 1);
+    complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 1001);
+    es_changes_free(c, n);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s/state.db-wal", f->dir);
+    struct stat before, after;
+    assert_int_equal(stat(wal, &before), 0);
+    for (int i = 0; i < 50; i++) {
+        c = lease_n(f->s, "a", 10, 2000 + i, 60000, &n);
+        assert_int_equal(n, 0);
+        c = lease_n(f->s, "never-used", 10, 2000 + i, 60000, &n);
+        assert_int_equal(n, 0);
+    }
+    assert_int_equal(stat(wal, &after), 0);
+    assert_int_equal(after.st_size, before.st_size);
+}
+
 /* The v1 schema as erpsync 0.x wrote it (kept here verbatim: the store migrates such files). */
 static const char v1_ddl[] =
     "CREATE TABLE changes("
@@ -733,6 +759,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_leases_key_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_lease_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test(test_bad_urls),
