@@ -175,9 +175,7 @@ static const char *const sql_text[Q_LAST] = {
     [Q_STATES_ANY] = "SELECT 1 FROM states WHERE flow = ?1 AND closed = 0 LIMIT 1",
     /* Off-path changes that are due, oldest first; only the oldest open one of a key. */
     [Q_STATE_CANDIDATES] =
-        "SELECT s.id, s.key, s.state, s.attempts, s.updated, s.next_at, s.last_code, s.last_msg,"
-        " s.last_remote_code, s.last_remote_msg, s.last_hint, s.note, c.version, c.deleted,"
-        " c.created, c.payload FROM states s JOIN changes c ON c.id = s.id"
+        "SELECT " ES__SQ_CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
         " WHERE s.flow = ?1 AND s.closed = 0 AND s.state <> 1 AND s.next_at <= ?2"
         " AND NOT EXISTS (SELECT 1 FROM states o WHERE o.flow = ?1 AND o.key = s.key"
         " AND o.closed = 0 AND o.id < s.id) ORDER BY s.id LIMIT ?3",

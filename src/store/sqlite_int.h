@@ -169,6 +169,14 @@ int es__sq_recover(struct es_store *base, size_t *n, struct es_err *err);
 int es__sq_set_cursor(struct es__sq_store *s, const struct es_cursor_in *c, struct es_err *err);
 
 /* sqlite_read.c */
+/* The columns of a change with its `states` row (c = changes, s = states, LEFT JOIN). */
+#define ES__SQ_CHANGE_COLS                                                                         \
+    "c.id, c.key, c.version, c.deleted, c.created, c.payload, s.state, s.attempts, s.updated,"     \
+    " s.next_at, s.lease, s.last_code, s.last_msg, s.last_remote_code, s.last_remote_msg,"         \
+    " s.last_hint, s.note"
+/* Reads an ES__SQ_CHANGE_COLS row into c (flow copied). Returns 1 when the row had a `states`
+ * row (state columns filled), 0 when the change's state is to be derived (left 0). */
+int es__sq_change_read(sqlite3_stmt *st, const char *flow, struct es_change *c);
 int es__sq_stats(struct es_store *base, const char *flow, int64_t now_ms, struct es_flow_stats *out,
                  struct es_err *err);
 int es__sq_list(struct es_store *base, const struct es_change_filter *f, struct es_change **out,

@@ -282,25 +282,7 @@ static int take_states(struct taking *t, size_t max, struct es_change *items, si
     size_t first = *count;
     int r;
     while (*count < max && (r = sqlite3_step(st)) == SQLITE_ROW) {
-        struct es_change *c = &items[*count];
-        memset(c, 0, sizeof *c);
-        c->id = sqlite3_column_int64(st, 0);
-        c->key = es__sq_col_dup(st, 1);
-        c->state = (enum es_change_state)sqlite3_column_int(st, 2);
-        c->attempts = sqlite3_column_int(st, 3);
-        c->updated_ms = sqlite3_column_int64(st, 4);
-        c->next_at_ms = sqlite3_column_int64(st, 5);
-        c->last_code = (enum es_code)sqlite3_column_int(st, 6);
-        c->last_msg = es__sq_col_dup(st, 7);
-        c->last_remote_code = es__sq_col_dup(st, 8);
-        c->last_remote_msg = es__sq_col_dup(st, 9);
-        c->last_hint = es__sq_col_dup(st, 10);
-        c->note = es__sq_col_dup(st, 11);
-        c->version = es__sq_col_dup(st, 12);
-        c->deleted = sqlite3_column_int(st, 13);
-        c->created_ms = sqlite3_column_int64(st, 14);
-        c->payload = payload_dup(st, 15, &c->payload_len);
-        c->flow = es_xstrdup(t->flow);
+        (void)es__sq_change_read(st, t->flow, &items[*count]);
         (*count)++;
     }
     if (*count < max && r != SQLITE_DONE) {
@@ -556,33 +538,20 @@ static char *xref_find(struct es__sq_store *s, const char *entity, const char *s
     return g;
 }
 
-static int xref_put(struct es__sq_store *s, const char *entity, const char *system, const char *id,
-                    const char *global, int64_t now, struct es_err *err)
+/* Writes one (entity, system, id) -> value row of xref or fingerprints (which). */
+static int entity_put(struct es__sq_store *s, int which, const char *entity, const char *system,
+                      const char *id, const char *value, int64_t now, struct es_err *err)
 {
-    sqlite3_stmt *st = es__sq_q(s, Q_XREF_PUT);
+    sqlite3_stmt *st = es__sq_q(s, which);
     es__sq_bind_text(st, 1, entity);
     es__sq_bind_text(st, 2, system);
     es__sq_bind_text(st, 3, id);
-    es__sq_bind_text(st, 4, global);
-    sqlite3_bind_int64(st, 5, now);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        return es__sq_fail(s, err, "xref");
-    }
-    return ES_OK;
-}
-
-static int fp_put(struct es__sq_store *s, const char *entity, const char *system, const char *id,
-                  const char *fp, int64_t now, struct es_err *err)
-{
-    sqlite3_stmt *st = es__sq_q(s, Q_FP_PUT);
-    es__sq_bind_text(st, 1, entity);
-    es__sq_bind_text(st, 2, system);
-    es__sq_bind_text(st, 3, id);
-    es__sq_bind_text(st, 4, fp);
+    es__sq_bind_text(st, 4, value);
     sqlite3_bind_int64(st, 5, now);
     int r = sqlite3_step(st);
     sqlite3_reset(st);
-    return r == SQLITE_DONE ? ES_OK : es__sq_fail(s, err, "fingerprint");
+    return r == SQLITE_DONE ? ES_OK
+                            : es__sq_fail(s, err, which == Q_XREF_PUT ? "xref" : "fingerprint");
 }
 
 static int record_xref(struct es__sq_store *s, const struct es_xref_in *x, int64_t id, int64_t now,
@@ -598,14 +567,15 @@ static int record_xref(struct es__sq_store *s, const struct es_xref_in *x, int64
             /* A new global id: unique per store, readable in logs. */
             g = es_xasprintf("g%llx-%llx", (unsigned long long)now, (unsigned long long)id);
         }
-        rc = xref_put(s, x->entity, x->source_system, x->source_id, g, now, err);
+        rc = entity_put(s, Q_XREF_PUT, x->entity, x->source_system, x->source_id, g, now, err);
         if (rc == ES_OK) {
-            rc = xref_put(s, x->entity, x->target_system, x->target_id, g, now, err);
+            rc = entity_put(s, Q_XREF_PUT, x->entity, x->target_system, x->target_id, g, now, err);
         }
         es_free(g);
     }
     if (rc == ES_OK && x->fingerprint && x->target_id) {
-        rc = fp_put(s, x->entity, x->target_system, x->target_id, x->fingerprint, now, err);
+        rc = entity_put(s, Q_FP_PUT, x->entity, x->target_system, x->target_id, x->fingerprint, now,
+                        err);
     }
     return rc;
 }
@@ -770,7 +740,7 @@ static int done_extras(struct es__sq_store *s, const struct es_outcome *o, const
     for (size_t k = 0; rc == ES_OK && k < o->nfps; k++) {
         const struct es_fp_in *fp = &o->fps[k];
         if (fp->entity && fp->system && fp->id && fp->fingerprint) {
-            rc = fp_put(s, fp->entity, fp->system, fp->id, fp->fingerprint, now, err);
+            rc = entity_put(s, Q_FP_PUT, fp->entity, fp->system, fp->id, fp->fingerprint, now, err);
         }
     }
     if (o->skip > ES_SKIP_NONE && o->skip <= ES_SKIP_ECHO) {

@@ -14,11 +14,6 @@
 #include "core/mem.h"
 #include "store/sqlite_int.h"
 
-#define CHANGE_COLS                                                                                \
-    "c.id, c.key, c.version, c.deleted, c.created, c.payload, s.state, s.attempts, s.updated,"     \
-    " s.next_at, s.lease, s.last_code, s.last_msg, s.last_remote_code, s.last_remote_msg,"         \
-    " s.last_hint, s.note"
-
 /* What a flow's rows are placed with. */
 struct view {
     int64_t no, frontier;
@@ -54,12 +49,11 @@ static const struct es__sq_lease *view_lease(const struct view *v, int64_t token
     return NULL;
 }
 
-/* Reads one CHANGE_COLS row and places it. */
-static void read_change(sqlite3_stmt *st, const struct view *v, struct es_change *c)
+int es__sq_change_read(sqlite3_stmt *st, const char *flow, struct es_change *c)
 {
     memset(c, 0, sizeof *c);
     c->id = sqlite3_column_int64(st, 0);
-    c->flow = es_xstrdup(v->flow);
+    c->flow = es_xstrdup(flow);
     c->key = es__sq_col_dup(st, 1);
     c->version = es__sq_col_dup(st, 2);
     c->deleted = sqlite3_column_int(st, 3);
@@ -68,24 +62,33 @@ static void read_change(sqlite3_stmt *st, const struct view *v, struct es_change
         c->payload_len = (size_t)sqlite3_column_bytes(st, 5);
         c->payload = es_xstrndup((const char *)sqlite3_column_text(st, 5), c->payload_len);
     }
-    if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
-        c->state = (enum es_change_state)sqlite3_column_int(st, 6);
-        c->attempts = sqlite3_column_int(st, 7);
-        c->updated_ms = sqlite3_column_int64(st, 8);
-        c->next_at_ms = sqlite3_column_int64(st, 9);
-        c->lease = (uint64_t)sqlite3_column_int64(st, 10);
-        c->last_code = (enum es_code)sqlite3_column_int(st, 11);
-        c->last_msg = es__sq_col_dup(st, 12);
-        c->last_remote_code = es__sq_col_dup(st, 13);
-        c->last_remote_msg = es__sq_col_dup(st, 14);
-        c->last_hint = es__sq_col_dup(st, 15);
-        c->note = es__sq_col_dup(st, 16);
+    if (sqlite3_column_type(st, 6) == SQLITE_NULL) {
+        c->updated_ms = c->created_ms;
+        return 0;
+    }
+    c->state = (enum es_change_state)sqlite3_column_int(st, 6);
+    c->attempts = sqlite3_column_int(st, 7);
+    c->updated_ms = sqlite3_column_int64(st, 8);
+    c->next_at_ms = sqlite3_column_int64(st, 9);
+    c->lease = (uint64_t)sqlite3_column_int64(st, 10);
+    c->last_code = (enum es_code)sqlite3_column_int(st, 11);
+    c->last_msg = es__sq_col_dup(st, 12);
+    c->last_remote_code = es__sq_col_dup(st, 13);
+    c->last_remote_msg = es__sq_col_dup(st, 14);
+    c->last_hint = es__sq_col_dup(st, 15);
+    c->note = es__sq_col_dup(st, 16);
+    return 1;
+}
+
+/* Reads one ES__SQ_CHANGE_COLS row and places it with the flow's view. */
+static void read_change(sqlite3_stmt *st, const struct view *v, struct es_change *c)
+{
+    if (es__sq_change_read(st, v->flow, c)) {
         const struct es__sq_lease *l =
             c->state == ES_CHANGE_LEASED ? view_lease(v, (int64_t)c->lease) : NULL;
         c->lease_until_ms = l ? l->until : 0;
         return;
     }
-    c->updated_ms = c->created_ms;
     if (c->id > v->frontier) {
         c->state = ES_CHANGE_PENDING;
         return;
@@ -238,7 +241,7 @@ static int list_scan(struct es__sq_store *s, const struct view *v, int state, in
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN states s"
+                           "SELECT " ES__SQ_CHANGE_COLS " FROM changes c LEFT JOIN states s"
                            " ON s.id = c.id WHERE c.id > ?1 AND c.id <= ?2 ORDER BY c.id",
                            -1, &st, NULL) != SQLITE_OK) {
         return es__sq_fail(s, err, "list");
@@ -270,13 +273,14 @@ static int list_states(struct es__sq_store *s, int64_t no, int state, int64_t af
                        struct es_change **items, size_t *count, size_t *cap, struct es_err *err)
 {
     sqlite3_stmt *st = NULL;
-    const char *sql = state == ES_CHANGE_RETRY
-                          ? "SELECT " CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
-                            " WHERE s.closed = 0 AND s.state = ?2 AND (?1 = 0 OR s.flow = ?1)"
-                            " AND s.id > ?3 ORDER BY s.id LIMIT ?4"
-                          : "SELECT " CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
-                            " WHERE s.closed = 2 AND s.state = ?2 AND (?1 = 0 OR s.flow = ?1)"
-                            " AND s.id > ?3 ORDER BY s.id LIMIT ?4";
+    const char *sql =
+        state == ES_CHANGE_RETRY
+            ? "SELECT " ES__SQ_CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
+              " WHERE s.closed = 0 AND s.state = ?2 AND (?1 = 0 OR s.flow = ?1)"
+              " AND s.id > ?3 ORDER BY s.id LIMIT ?4"
+            : "SELECT " ES__SQ_CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
+              " WHERE s.closed = 2 AND s.state = ?2 AND (?1 = 0 OR s.flow = ?1)"
+              " AND s.id > ?3 ORDER BY s.id LIMIT ?4";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
         return es__sq_fail(s, err, "list");
     }
@@ -381,7 +385,7 @@ static int get_locked(struct es__sq_store *s, int64_t id, struct es_change *out,
     int rc = view_load(s, ES__SQ_FLOW_OF(id), &v, err);
     sqlite3_stmt *st = NULL;
     if (rc == ES_OK && sqlite3_prepare_v2(s->db,
-                                          "SELECT " CHANGE_COLS " FROM changes c LEFT JOIN"
+                                          "SELECT " ES__SQ_CHANGE_COLS " FROM changes c LEFT JOIN"
                                           " states s ON s.id = c.id WHERE c.id = ?1",
                                           -1, &st, NULL) != SQLITE_OK) {
         rc = es__sq_fail(s, err, "get");
