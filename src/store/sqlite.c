@@ -805,4 +805,5 @@ const struct es_store_ops es_store_sqlite_ops = {
     .fingerprint_get = sqlite_fingerprint_get,
     .xref_links = sqlite_xref_links,
     .audit = es__sq_audit,
+    .prune = es__sq_prune,
 };

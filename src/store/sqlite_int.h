@@ -168,6 +168,10 @@ int es__sq_renew(struct es_store *base, uint64_t lease, int64_t until_ms, struct
 int es__sq_recover(struct es_store *base, size_t *n, struct es_err *err);
 int es__sq_set_cursor(struct es__sq_store *s, const struct es_cursor_in *c, struct es_err *err);
 
+/* sqlite_prune.c */
+int es__sq_prune(struct es_store *base, int64_t before_ms, size_t *changes, size_t *audits,
+                 struct es_err *err);
+
 /* sqlite_read.c */
 /* The columns of a change with its `states` row (c = changes, s = states, LEFT JOIN). */
 #define ES__SQ_CHANGE_COLS                                                                         \

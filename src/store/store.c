@@ -183,3 +183,9 @@ int es_store_audit(struct es_store *s, int64_t change_id, size_t limit, struct e
 {
     return s->ops->audit(s, change_id, limit, out, n, err);
 }
+
+int es_store_prune(struct es_store *s, int64_t before_ms, size_t *changes, size_t *audits,
+                   struct es_err *err)
+{
+    return s->ops->prune(s, before_ms, changes, audits, err);
+}

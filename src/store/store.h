@@ -221,6 +221,12 @@ struct es_store_ops {
     /* MUST. Audit rows of one change (change_id > 0) or the newest of all (0). */
     int (*audit)(struct es_store *s, int64_t change_id, size_t limit, struct es_audit **out,
                  size_t *n, struct es_err *err);
+    /* MUST. Retention: removes DONE changes enqueued before before_ms, and audit rows written
+     * before it, in transactions of bounded size. Pending, leased, retry, review and dead
+     * changes are never removed. A pruned (flow, key, version) enqueued again is a new
+     * change (the idempotency window is the retention). OUT: *changes, *audits removed. */
+    int (*prune)(struct es_store *s, int64_t before_ms, size_t *changes, size_t *audits,
+                 struct es_err *err);
 };
 
 struct es_store {
@@ -273,6 +279,8 @@ ES_NODISCARD int es_store_xref_links(struct es_store *s, const char *entity, con
                                      size_t *n, struct es_err *err);
 ES_NODISCARD int es_store_audit(struct es_store *s, int64_t change_id, size_t limit,
                                 struct es_audit **out, size_t *n, struct es_err *err);
+ES_NODISCARD int es_store_prune(struct es_store *s, int64_t before_ms, size_t *changes,
+                                size_t *audits, struct es_err *err);
 
 /* The SQLite implementation (sqlite.c). */
 extern const struct es_store_ops es_store_sqlite_ops;

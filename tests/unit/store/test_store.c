@@ -550,6 +550,71 @@ static void test_idle_lease_writes_nothing(void **state)
     assert_int_equal(after.st_size, before.st_size);
 }
 
+/* Retention: done changes and old audit rows go; open, parked and leased ones stay; a pruned
+ * version enqueued again is a new change with a new id. */
+static void test_prune(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 1; i <= 5; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i);
+        enqueue1(f->s, "a", key, "1");
+    }
+    enqueue1(f->s, "b", "x", "1");
+    size_t n = 0, nb = 0, n4 = 0;
+    struct es_change *c = lease_n(f->s, "a", 3, 1000, 60000, &n);
+    assert_int_equal(n, 3);
+    complete1(f->s, &c[0], ES_CHANGE_DONE, 0, 1001);
+    complete1(f->s, &c[1], ES_CHANGE_REVIEW, 0, 1001);
+    complete1(f->s, &c[2], ES_CHANGE_DONE, 0, 1001);
+    struct es_change *d = lease_n(f->s, "a", 1, 1002, 60000, &n4);
+    assert_string_equal(d[0].key, "k4");
+    complete1(f->s, &d[0], ES_CHANGE_RETRY, 9000000, 1003);
+    struct es_change *b = lease_n(f->s, "b", 5, 1004, 60000, &nb);
+    complete1(f->s, &b[0], ES_CHANGE_DONE, 0, 1005);
+    size_t n5 = 0;
+    struct es_change *k5 = lease_n(f->s, "a", 1, 1006, 60000, &n5); /* held while pruning */
+    assert_string_equal(k5[0].key, "k5");
+
+    size_t gone = 0, audits = 0;
+    assert_int_equal(es_store_prune(f->s, 0, &gone, &audits, NULL), ES_OK);
+    assert_int_equal(gone + audits, 0);
+    assert_int_equal(es_store_prune(f->s, INT64_MAX, &gone, &audits, NULL), ES_OK);
+    assert_int_equal(gone, 3); /* k1, k3 and b's x */
+    assert_int_equal(audits, 5); /* k1, k2, k3, k4 and x: one outcome each */
+    struct es_flow_stats st = stats(f->s, "a");
+    assert_int_equal(st.count[ES_CHANGE_DONE], 0);
+    assert_int_equal(st.count[ES_CHANGE_REVIEW], 1);
+    assert_int_equal(st.count[ES_CHANGE_RETRY], 1);
+    assert_int_equal(st.count[ES_CHANGE_LEASED], 1);
+    assert_int_equal(stats(f->s, "b").count[ES_CHANGE_DONE], 0);
+    struct es_change g;
+    struct es_err err;
+    es_err_clear(&err);
+    assert_int_equal(es_store_get(f->s, c[0].id, &g, &err), ES_ENOTFOUND);
+    assert_int_equal(es_store_get(f->s, c[1].id, &g, NULL), ES_OK);
+    assert_int_equal(g.state, ES_CHANGE_REVIEW);
+    es_change_release(&g);
+    /* The held change is still the lease's: its outcome counts. */
+    complete1(f->s, &k5[0], ES_CHANGE_DONE, 0, 1007);
+    assert_int_equal(es_store_replay(f->s, c[1].id, NULL, NULL), ES_OK);
+    /* Pruned: the same version is a new change now, after every id handed out before. */
+    struct es_change_in again = change("a", "k1", "1");
+    unsigned char added = 0;
+    assert_int_equal(es_store_enqueue(f->s, &again, 1, NULL, 0, &added, NULL), ES_OK);
+    assert_int_equal(added, 1);
+    struct es_change *e = lease_n(f->s, "a", 10, 2000, 60000, &n);
+    assert_int_equal(n, 2); /* the replayed k2, then the new k1 */
+    assert_int_equal(e[0].id, c[1].id);
+    assert_string_equal(e[1].key, "k1");
+    assert_true(e[1].id > k5[0].id);
+    es_changes_free(e, n);
+    es_changes_free(c, 3);
+    es_changes_free(d, n4);
+    es_changes_free(b, nb);
+    es_changes_free(k5, n5);
+}
+
 /* The v1 schema as erpsync 0.x wrote it (kept here verbatim: the store migrates such files). */
 static const char v1_ddl[] =
     "CREATE TABLE changes("
@@ -760,6 +825,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_leases_key_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_lease_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
         cmocka_unit_test(test_bad_urls),
