@@ -28,6 +28,7 @@ int es_cli_status(int argc, char **argv);
 int es_cli_dlq(int argc, char **argv);
 int es_cli_review(int argc, char **argv);
 int es_cli_flow(int argc, char **argv);
+int es_cli_prune(int argc, char **argv);
 int es_cli_map(int argc, char **argv);
 int es_cli_test(int argc, char **argv);
 int es_cli_xref(int argc, char **argv);

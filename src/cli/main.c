@@ -25,6 +25,8 @@ const struct es_cli_command es_cli_commands[] = {
     {"review", "list|show|resolve|replay CONFIG [ID]", "review items: list, show, resolve, replay",
      es_cli_review},
     {"flow", "pause|resume CONFIG FLOW", "pause or resume a flow", es_cli_flow},
+    {"prune", "[--older-than DURATION] CONFIG",
+     "remove done changes and audit rows older than the retention", es_cli_prune},
     {"describe", "[--json] CONFIG SYSTEM [OBJECT]",
      "list a system's objects, or one object's fields", es_cli_describe},
     {"ping", "[--json] CONFIG SYSTEM", "check that a system answers and accepts the credentials",

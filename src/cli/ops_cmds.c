@@ -19,7 +19,7 @@
 
 struct opts {
     int json;
-    const char *flow, *note, *reason;
+    const char *flow, *note, *reason, *older_than;
     size_t limit;
     int npos;
     const char *pos[4];
@@ -38,6 +38,8 @@ static int parse(int argc, char **argv, int first, struct opts *o)
             o->note = argv[++i];
         } else if (strcmp(a, "--reason") == 0 && i + 1 < argc) {
             o->reason = argv[++i];
+        } else if (strcmp(a, "--older-than") == 0 && i + 1 < argc) {
+            o->older_than = argv[++i];
         } else if (strcmp(a, "--limit") == 0 && i + 1 < argc) {
             o->limit = (size_t)strtoul(argv[++i], NULL, 10);
         } else if (a[0] == '-' && a[1]) {
@@ -352,6 +354,48 @@ int es_cli_flow(int argc, char **argv)
             print_json(json_pack("{s:s, s:b}", "flow", o.pos[1], "paused", pause));
         } else {
             printf("flow %s %s\n", o.pos[1], pause ? "paused" : "resumed");
+        }
+    }
+    es_store_close(s);
+    es_config_free(cfg);
+    return rc == ES_OK ? 0 : fail(&err);
+}
+
+int es_cli_prune(int argc, char **argv)
+{
+    struct opts o;
+    if (parse(argc, argv, 1, &o) != 0 || o.npos != 1) {
+        fprintf(stderr, "usage: erpsync prune [--older-than DURATION] [--json] CONFIG\n"
+                        "  removes done changes and audit rows older than DURATION (default: the\n"
+                        "  config's retention); pending, retry, review and dead changes stay\n");
+        return 64;
+    }
+    struct es_config *cfg;
+    struct es_store *s = open_store(o.pos[0], &cfg);
+    if (!s) {
+        return es_code_exit_status(ES_ESTORE);
+    }
+    struct es_err err;
+    es_err_clear(&err);
+    int64_t keep = cfg->retention_ms;
+    int rc = ES_OK;
+    if (o.older_than && es_duration_parse(o.older_than, &keep, NULL) != ES_OK) {
+        rc = es_err_set(&err, ES_EINVAL, "--older-than: '%s' is not a duration like 30d or 12h",
+                        o.older_than);
+    } else if (keep <= 0) {
+        rc = es_err_set(&err, ES_EINVAL, "retention is 0s (keep forever): nothing to prune");
+        es_err_hint(&err, "pass --older-than DURATION");
+    }
+    size_t changes = 0, audits = 0;
+    if (rc == ES_OK) {
+        rc = es_store_prune(s, es_clock_wall_ms() - keep, &changes, &audits, &err);
+    }
+    if (rc == ES_OK) {
+        if (o.json) {
+            print_json(json_pack("{s:I, s:I}", "changes", (json_int_t)changes, "audit_rows",
+                                 (json_int_t)audits));
+        } else {
+            printf("pruned %zu done changes and %zu audit rows\n", changes, audits);
         }
     }
     es_store_close(s);

@@ -341,6 +341,7 @@ static const struct es_cfg_schema server_schema = {"server", "erpsync's own HTTP
  * handles them by name, the table documents them. */
 struct top {
     const char *store;
+    int64_t retention_ms;
     const char *timezone;
     const char *lua;
     long long workers;
@@ -352,6 +353,10 @@ static const struct es_cfg_field top_fields[] = {
     {"store", ES_CFG_STR, "sqlite:erpsync.db", offsetof(struct top, store), 0,
      "durable state: sqlite:PATH (one node) or postgres://user@host/db (cluster)", NULL, NULL, 0,
      0},
+    {"retention", ES_CFG_DURATION, "30d", offsetof(struct top, retention_ms), 0,
+     "how long done changes and audit rows stay in the journal (0s = forever); also how long "
+     "a re-sent (flow, key, version) is recognised as a duplicate",
+     NULL, NULL, 0, 0},
     {"timezone", ES_CFG_STR, "UTC", offsetof(struct top, timezone), 0,
      "IANA time zone of batch cron schedules", NULL, NULL, 0, 0},
     {"lua", ES_CFG_STR, NULL, offsetof(struct top, lua), 0,
@@ -854,6 +859,7 @@ int es_config_parse(const char *name, const char *text, size_t len, struct es_co
     memset(&top, 0, sizeof top);
     es_cfg_apply(&ctx, &top_schema, doc->root, &top);
     cfg->store = top.store;
+    cfg->retention_ms = top.retention_ms;
     cfg->timezone = top.timezone;
     cfg->lua = top.lua;
     cfg->workers = top.workers;

@@ -176,6 +176,7 @@ struct es_config {
     struct es_doc *doc;
     const char *path;
     const char *store;
+    int64_t retention_ms; /* done changes and audit rows older than this are pruned; 0 = never */
     const char *timezone;
     const char *lua;
     long long workers;

@@ -106,6 +106,7 @@ struct es_engine {
 
     pthread_t scheduler;
     int scheduler_running;
+    int64_t next_prune_ms; /* retention: when the scheduler prunes the journal next (0 = now) */
     struct conns sched_conns;
     struct worker *workers;
     size_t nworkers;

@@ -3,7 +3,7 @@
  * The scheduler thread: poll triggers at their interval, batch triggers on their cron
  * schedule (in the configured time zone). A poll enqueues each page with the new watermark;
  * a batch enqueues each page with the next page token, so a restart resumes after the last
- * committed page.
+ * committed page. Once an hour it also prunes the journal to the configured retention.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -125,6 +125,28 @@ static void run_batch(struct es_engine *e, struct flow_rt *rt, int64_t now_ms)
     es_free(page);
 }
 
+#define PRUNE_EVERY_MS 3600000
+
+/* Retention: done changes and audit rows older than cfg->retention go, at most hourly. */
+static void run_prune(struct es_engine *e, int64_t now, int64_t retention_ms)
+{
+    if (retention_ms <= 0 || now < e->next_prune_ms) {
+        return;
+    }
+    e->next_prune_ms = now + PRUNE_EVERY_MS;
+    struct es_log_ctx lc = {NULL, NULL};
+    struct es_err err;
+    es_err_clear(&err);
+    size_t changes = 0, audits = 0;
+    if (es_store_prune(e->store, now - retention_ms, &changes, &audits, &err) != ES_OK) {
+        es_log_err(&lc, ES_LOG_ERROR, &err);
+        es__note_error(e, &err);
+    } else if (changes + audits > 0) {
+        es_log(&lc, ES_LOG_INFO, "pruned %zu done changes and %zu audit rows (retention)", changes,
+               audits);
+    }
+}
+
 void *es__scheduler_main(void *arg)
 {
     struct es_engine *e = arg;
@@ -172,7 +194,9 @@ void *es__scheduler_main(void *arg)
                 }
             }
         }
+        int64_t retention_ms = e->cfg->retention_ms;
         pthread_rwlock_unlock(&e->cfg_lock);
+        run_prune(e, now, retention_ms); /* outside the config lock: a reload need not wait */
         if (first || e->opts.once) {
             first = 0;
             atomic_store(&e->triggers_done, 1);

@@ -91,6 +91,23 @@ grep -q 'msg=stopped' "$DIR/daemon.log" || { echo "FAIL: no clean stop"; cat "$D
 grep -q 'reload' "$DIR/daemon.log" || { echo "FAIL: SIGHUP not handled"; exit 1; }
 expect "leased after SIGTERM" "$(state leased)" 0
 
+# Retention: the default (30d) keeps today's changes; a daemon with `retention: 1ms` prunes the
+# done ones at its first scheduler pass, and keeps the dead letters; `prune --older-than`
+# does the same by hand.
+"$E" prune "$DIR/ops.yaml" | grep -q '^pruned 0 done changes' || { echo "FAIL: default retention pruned"; exit 1; }
+done_before=$(state done)
+dead_now=$(state dead)
+[ "$done_before" -ge 1 ] || { echo "FAIL: nothing done to prune"; exit 1; }
+sed 's/^flows:/retention: 1ms\nflows:/' "$DIR/ops.yaml" >"$DIR/retain.yaml"
+sleep 0.1
+"$E" --log-level info run --once "$DIR/retain.yaml" 2>"$DIR/retain.log"
+grep -q "pruned $done_before done changes" "$DIR/retain.log" || { echo "FAIL: no prune"; cat "$DIR/retain.log"; exit 1; }
+expect "done after a run with retention 1ms" "$(state done)" 0
+expect "dead letters kept by retention" "$(state dead)" "$dead_now"
+pruned=$("$E" prune --json --older-than 1ms "$DIR/ops.yaml" | python3 -c "import json,sys; print(json.load(sys.stdin)['changes'])")
+expect "pruned by hand after that" "$pruned" 0
+if "$E" prune --older-than soon "$DIR/ops.yaml" 2>/dev/null; then echo "FAIL: bad duration accepted"; exit 1; fi
+
 # A secret named in the config but missing from the environment stops `run` at startup.
 sed 's/  dst: {connector: memory,/  dst: {connector: memory, auth: {bearer_token_env: ES_OPS_TEST_UNSET_TOKEN},/' \
     "$DIR/ops.yaml" >"$DIR/secret.yaml"
