@@ -580,7 +580,7 @@ static void test_prune(void **state)
     assert_int_equal(es_store_prune(f->s, 0, &gone, &audits, NULL), ES_OK);
     assert_int_equal(gone + audits, 0);
     assert_int_equal(es_store_prune(f->s, INT64_MAX, &gone, &audits, NULL), ES_OK);
-    assert_int_equal(gone, 3); /* k1, k3 and b's x */
+    assert_int_equal(gone, 3);   /* k1, k3 and b's x */
     assert_int_equal(audits, 5); /* k1, k2, k3, k4 and x: one outcome each */
     struct es_flow_stats st = stats(f->s, "a");
     assert_int_equal(st.count[ES_CHANGE_DONE], 0);
