@@ -143,5 +143,12 @@ enum es_change_state es_engine_classify(const struct es_err *err, int attempts,
 /** 64-bit FNV-1a of a JSON value in canonical form (sorted keys, compact) as 16 hex digits:
  *  fingerprints and versions of records without one (not cryptographic). */
 void es_engine_json_hash(const json_t *v, char out[17]);
+/* Fills c (flow, key, deleted, payload, version) from a received record: the payload is the
+ * record's data as compact JSON, the version the record's or, without one, a hash of the data
+ * ("deleted-" first for a delete). OUT: *payload and *version own what c points to (either
+ * may be NULL), kept until the enqueue returned: *payload comes from jansson (C library free),
+ * *version from es_xasprintf (es_free). */
+void es_engine_change_from_record(const struct es_record *r, const char *flow,
+                                  struct es_change_in *c, char **payload, char **version);
 
 #endif

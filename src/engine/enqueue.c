@@ -63,23 +63,8 @@ static void req_fill(struct enq_req *req, const struct es_engine_part *parts, si
         }
         for (size_t i = 0; b && i < b->count; i++, k++) {
             const struct es_record *r = &b->items[i];
-            struct es_change_in *c = &req->items[k];
-            c->flow = parts[p].flow;
-            c->key = r->key;
-            c->deleted = r->deleted;
-            if (r->data) {
-                req->payloads[k] = json_dumps(r->data, JSON_COMPACT | JSON_ENCODE_ANY);
-                c->payload = req->payloads[k];
-                c->payload_len = c->payload ? strlen(c->payload) : 0;
-            }
-            if (r->version && *r->version) {
-                c->version = r->version;
-            } else {
-                char h[17];
-                es_engine_json_hash(r->data, h);
-                req->versions[k] = es_xasprintf("%s%s", r->deleted ? "deleted-" : "", h);
-                c->version = req->versions[k];
-            }
+            es_engine_change_from_record(r, parts[p].flow, &req->items[k], &req->payloads[k],
+                                         &req->versions[k]);
         }
         for (size_t i = 0; parts[p].changes && i < parts[p].nchanges; i++, k++) {
             req->items[k] = parts[p].changes[i];
@@ -237,4 +222,27 @@ int es__enqueue_page(struct es_engine *e, const char *flow, const struct es_batc
         es__wake(e);
     }
     return rc;
+}
+
+void es_engine_change_from_record(const struct es_record *r, const char *flow,
+                                  struct es_change_in *c, char **payload, char **version)
+{
+    c->flow = flow;
+    c->key = r->key;
+    c->deleted = r->deleted;
+    *payload = NULL;
+    *version = NULL;
+    if (r->data) {
+        *payload = json_dumps(r->data, JSON_COMPACT | JSON_ENCODE_ANY);
+        c->payload = *payload;
+        c->payload_len = c->payload ? strlen(c->payload) : 0;
+    }
+    if (r->version && *r->version) {
+        c->version = r->version;
+    } else {
+        char h[17];
+        es_engine_json_hash(r->data, h);
+        *version = es_xasprintf("%s%s", r->deleted ? "deleted-" : "", h);
+        c->version = *version;
+    }
 }

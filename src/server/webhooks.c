@@ -317,23 +317,8 @@ static void batch_changes(struct es__req *req)
     req->versions = es_xcalloc(n, sizeof *req->versions);
     req->nchg = n;
     for (size_t i = 0; i < n; i++) {
-        const struct es_record *r = &req->batch.items[i];
-        struct es_change_in *c = &req->chg[i];
-        c->key = r->key;
-        c->deleted = r->deleted;
-        if (r->data) {
-            req->payloads[i] = json_dumps(r->data, JSON_COMPACT | JSON_ENCODE_ANY);
-            c->payload = req->payloads[i];
-            c->payload_len = c->payload ? strlen(c->payload) : 0;
-        }
-        if (r->version && *r->version) {
-            c->version = r->version;
-        } else {
-            char h[17];
-            es_engine_json_hash(r->data, h);
-            req->versions[i] = es_xasprintf("%s%s", r->deleted ? "deleted-" : "", h);
-            c->version = req->versions[i];
-        }
+        es_engine_change_from_record(&req->batch.items[i], NULL, &req->chg[i], &req->payloads[i],
+                                     &req->versions[i]);
     }
 }
 
