@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "engine/engine.h"
+#include "engine_test.h"
 #include "store/store.h"
 
 static char g_dir[64];
@@ -31,54 +32,29 @@ static char g_dir[64];
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/es_mdm_XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    es_log_set_level(ES_LOG_ERROR);
+    et_tmpdir(g_dir, sizeof g_dir, "es_mdm");
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd);
+    return et_rmdir(g_dir);
 }
 
 static struct es_config *parse(const char *text)
 {
-    struct es_diags d;
-    es_diags_init(&d);
-    struct es_config *cfg = NULL;
-    int rc = es_config_parse("mdm.yaml", text, strlen(text), &cfg, &d);
-    if (rc != ES_OK) {
-        es_diags_print(&d, stderr);
-    }
-    es_diags_release(&d);
-    assert_int_equal(rc, ES_OK);
-    return cfg;
+    return et_parse("mdm.yaml", text);
 }
 
 static void run_once(const struct es_config *cfg)
 {
-    struct es_engine_opts o = {.once = 1, .tick_ms = 5};
-    struct es_engine *e = NULL;
-    struct es_err err;
-    es_err_clear(&err);
-    assert_int_equal(es_engine_new(cfg, &o, &e, &err), ES_OK);
-    assert_int_equal(es_engine_start(e, &err), ES_OK);
-    es_engine_wait(e);
-    es_engine_free(e);
+    et_run_once(cfg);
 }
 
 static struct es_flow_stats stats(const struct es_config *cfg, const char *flow)
 {
-    struct es_store *s = NULL;
-    assert_int_equal(es_store_open(cfg->store, &s, NULL), ES_OK);
-    struct es_flow_stats st;
-    assert_int_equal(es_store_stats(s, flow, 0, &st, NULL), ES_OK);
-    es_store_close(s);
-    return st;
+    return et_stats(cfg, flow);
 }
 
 /* The id of (entity, system, id) in other, or NULL. OUT: es_free. */
