@@ -48,17 +48,23 @@ static inline struct es_config *et_parse(const char *name, const char *text)
     return cfg;
 }
 
-/* One engine run as `erpsync run --once` does it: every trigger once, then drain. */
-static inline void et_run_once(const struct es_config *cfg)
+/* One engine run with opts (once = 1: every trigger once, then drain). */
+static inline void et_run(const struct es_config *cfg, const struct es_engine_opts *o)
 {
-    struct es_engine_opts o = {.once = 1, .tick_ms = 5};
     struct es_engine *e = NULL;
     struct es_err err;
     es_err_clear(&err);
-    assert_int_equal(es_engine_new(cfg, &o, &e, &err), ES_OK);
+    assert_int_equal(es_engine_new(cfg, o, &e, &err), ES_OK);
     assert_int_equal(es_engine_start(e, &err), ES_OK);
     es_engine_wait(e);
     es_engine_free(e);
+}
+
+/* One engine run as `erpsync run --once` does it. */
+static inline void et_run_once(const struct es_config *cfg)
+{
+    struct es_engine_opts o = {.once = 1, .tick_ms = 5};
+    et_run(cfg, &o);
 }
 
 /* A flow's figures, read through a store of its own. */

@@ -213,13 +213,7 @@ static void test_slow_target_keeps_lease(void **state)
     struct es_config *cfg = config("slow.db", "{poll: 1h}", "write_delay_ms: 400");
     seed(14, 1, 0);
     struct es_engine_opts o = {.once = 1, .tick_ms = 5, .lease_ms = 150, .workers = 2};
-    struct es_engine *e = NULL;
-    struct es_err err;
-    es_err_clear(&err);
-    assert_int_equal(es_engine_new(cfg, &o, &e, &err), ES_OK);
-    assert_int_equal(es_engine_start(e, &err), ES_OK);
-    es_engine_wait(e);
-    es_engine_free(e);
+    et_run(cfg, &o);
     struct es_flow_stats st = flow_stats(cfg);
     assert_int_equal(st.count[ES_CHANGE_DONE], 14);
     assert_int_equal(st.outcomes[ES_CHANGE_DONE], 14);
