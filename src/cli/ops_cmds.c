@@ -241,11 +241,11 @@ static int parked(int argc, char **argv, enum es_change_state state, const char 
             }
             print_json(arr);
         } else if (rc == ES_OK) {
-            printf("%-8s %-22s %-20s %-4s %-12s %s\n", "ID", "FLOW", "KEY", "TRY", "CODE",
+            printf("%-17s %-22s %-20s %-4s %-12s %s\n", "ID", "FLOW", "KEY", "TRY", "CODE",
                    "MESSAGE");
             for (size_t i = 0; i < n; i++) {
                 const struct es_change *c = &items[i];
-                printf("%-8" PRId64 " %-22s %-20s %-4d %-12s %s\n", c->id, c->flow, c->key,
+                printf("%-17" PRId64 " %-22s %-20s %-4d %-12s %s\n", c->id, c->flow, c->key,
                        c->attempts, es_code_name(c->last_code), c->last_msg ? c->last_msg : "");
             }
             printf("(%zu %s)\n", n, n == 1 ? "change" : "changes");

@@ -28,7 +28,9 @@
 #include "store/store.h"
 
 /* A change id is (flow number << ES__SQ_FLOW_SHIFT) | sequence in the flow. 44 bits give a
- * flow 1.7e13 changes (55 years at 10,000/s); 19 bits give 500,000 flows. */
+ * flow 1.7e13 changes (55 years at 10,000/s); 19 bits give 500,000 flows. The ids of the
+ * first 511 flows stay below 2^53, so JSON readers that use doubles (JavaScript) keep them
+ * exact. */
 #define ES__SQ_FLOW_SHIFT  44
 #define ES__SQ_FLOW_OF(id) ((int64_t)(id) >> ES__SQ_FLOW_SHIFT)
 #define ES__SQ_FIRST(no)   ((int64_t)(no) << ES__SQ_FLOW_SHIFT)
