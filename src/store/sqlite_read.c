@@ -273,14 +273,19 @@ static int list_states(struct es__sq_store *s, int64_t no, int state, int64_t af
                        struct es_change **items, size_t *count, size_t *cap, struct es_err *err)
 {
     sqlite3_stmt *st = NULL;
+    /* One text per case, so that each can use its index: open rows by (flow, id) for retry
+     * with a flow, parked rows by id. */
     const char *sql =
-        state == ES_CHANGE_RETRY
+        state != ES_CHANGE_RETRY
             ? "SELECT " ES__SQ_CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
-              " WHERE s.closed = 0 AND s.state = ?2 AND (?1 = 0 OR s.flow = ?1)"
-              " AND s.id > ?3 ORDER BY s.id LIMIT ?4"
-            : "SELECT " ES__SQ_CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
               " WHERE s.closed = 2 AND s.state = ?2 AND (?1 = 0 OR s.flow = ?1)"
-              " AND s.id > ?3 ORDER BY s.id LIMIT ?4";
+              " AND s.id > ?3 ORDER BY s.id LIMIT ?4"
+        : no > 0 ? "SELECT " ES__SQ_CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
+                   " WHERE s.flow = ?1 AND s.closed = 0 AND s.state = ?2 AND s.id > ?3"
+                   " ORDER BY s.id LIMIT ?4"
+                 : "SELECT " ES__SQ_CHANGE_COLS " FROM states s JOIN changes c ON c.id = s.id"
+                   " WHERE ?1 = 0 AND s.closed = 0 AND s.state = ?2 AND s.id > ?3"
+                   " ORDER BY s.id LIMIT ?4";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
         return es__sq_fail(s, err, "list");
     }

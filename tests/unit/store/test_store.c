@@ -465,6 +465,15 @@ static void test_two_leases_key_order(void **state)
     assert_int_equal(st.count[ES_CHANGE_RETRY], 1);
     assert_int_equal(st.count[ES_CHANGE_LEASED] + st.count[ES_CHANGE_PENDING], 0);
     assert_int_equal(st.oldest_open_ms > 0, 1);
+    /* Retried changes are listed by flow and across flows. */
+    struct es_change_filter rf = {"a", ES_CHANGE_RETRY, 0, 0};
+    for (int pass = 0; pass < 2; pass++, rf.flow = NULL) {
+        assert_int_equal(es_store_list(f->s, &rf, &l, &nl, NULL), ES_OK);
+        assert_int_equal(nl, 1);
+        assert_string_equal(l[0].key, "k4");
+        assert_int_equal(l[0].next_at_ms, 9000);
+        es_changes_free(l, nl);
+    }
     es_changes_free(l1, n1);
     es_changes_free(l2, n2);
 }
