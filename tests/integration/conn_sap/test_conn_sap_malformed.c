@@ -253,6 +253,16 @@ static size_t orders_with_po(const char *po)
     return n;
 }
 
+/* Creates one sales order through c (res and err reset first). Returns the call's code. */
+static int create_order(struct es_conn *c, struct es_write *in, struct es_write_result *res,
+                        struct es_err *err)
+{
+    memset(res, 0, sizeof *res);
+    es_err_clear(err);
+    return es_conn_write_batch(c, "A_SalesOrder", ES_WRITE_CREATE, "PurchaseOrderByCustomer", in, 1,
+                               res, err);
+}
+
 static void test_writes(void **state)
 {
     (void)state;
@@ -263,11 +273,7 @@ static void test_writes(void **state)
     /* The create is answered by an HTML page instead of SAP (nothing saved): the record
      * fails with a retryable protocol error, the batch call itself completes. */
     fault_once(SVC_ROOT "API_SALES_ORDER_SRV/A_SalesOrder", "POST", "\"rate_body\":1");
-    memset(&res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", &in, 1, &res, &err),
-                     ES_OK);
+    assert_int_equal(create_order(g_c, &in, &res, &err), ES_OK);
     assert_int_equal(res.code, ES_EPROTOCOL);
     assert_true(es_code_retryable(res.code));
     has(res.err.msg, "HTML");
@@ -278,20 +284,12 @@ static void test_writes(void **state)
     /* SAP saves, the answer is cut: a protocol error; the retry finds the saved order
      * by its external id and reports it, no second order. */
     fault_once(SVC_ROOT "API_SALES_ORDER_SRV/A_SalesOrder", "POST", "\"rate_cut\":1");
-    memset(&res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", &in, 1, &res, &err),
-                     ES_OK);
+    assert_int_equal(create_order(g_c, &in, &res, &err), ES_OK);
     assert_int_equal(res.code, ES_EPROTOCOL);
     es_write_results_release(&res, 1);
     assert_int_equal(faults_left(), 0);
     assert_int_equal(orders_with_po("PO-MALFORMED-1"), 1);
-    memset(&res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(g_c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", &in, 1, &res, &err),
-                     ES_OK);
+    assert_int_equal(create_order(g_c, &in, &res, &err), ES_OK);
     assert_int_equal(res.code, ES_OK);
     assert_int_equal(res.created, 0);
     assert_non_null(res.target_id);
@@ -317,10 +315,7 @@ static void test_writes(void **state)
                      200);
     json_decref(j);
     struct es_write in2 = {"m2", NULL, "PO-MALFORMED-2", order("PO-MALFORMED-2")};
-    memset(&res, 0, sizeof res);
-    es_err_clear(&err);
-    int rc = es_conn_write_batch(c, "A_SalesOrder", ES_WRITE_CREATE, "PurchaseOrderByCustomer",
-                                 &in2, 1, &res, &err);
+    int rc = create_order(c, &in2, &res, &err);
     assert_int_equal(rc, ES_EPROTOCOL);
     has(err.msg, "CSRF");
     assert_int_equal(res.code, ES_EPROTOCOL);
@@ -331,11 +326,7 @@ static void test_writes(void **state)
     json_decref(j);
     assert_int_equal(orders_with_po("PO-MALFORMED-2"), 0);
     /* and the same instance writes once the page is gone */
-    memset(&res, 0, sizeof res);
-    es_err_clear(&err);
-    assert_int_equal(es_conn_write_batch(c, "A_SalesOrder", ES_WRITE_CREATE,
-                                         "PurchaseOrderByCustomer", &in2, 1, &res, &err),
-                     ES_OK);
+    assert_int_equal(create_order(c, &in2, &res, &err), ES_OK);
     assert_int_equal(res.code, ES_OK);
     assert_int_equal(res.created, 1);
     es_write_results_release(&res, 1);
